@@ -1,0 +1,330 @@
+"""``OIDCMiddleware``: OpenID Connect login in front of any ASGI app."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+from asgiref.compatibility import guarantee_single_callable
+from asgiref.typing import (
+    ASGI3Application,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    HTTPScope,
+    Scope,
+    WebSocketScope,
+)
+
+from .backchannel import BackchannelLogout
+from .client import ProviderClient
+from .config import OIDCConfig
+from .cookies import parse_cookies
+from .errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    CallbackError,
+    ConfigError,
+    MalformedToken,
+    OIDCError,
+)
+from .flow import Flow, FlowError, query_params
+from .principal import ANONYMOUS, AuthCredentials, Principal, principal_from_claims
+from .refresh import Refresher
+from .responses import Response, error_response, wants_html, websocket_close_code
+from .rules import PathPatterns, RuleSet, email_domain_allowed, normalize_path
+from .sessions import Session, SessionManager
+from .stores.base import Store
+
+__all__ = ["OIDCMiddleware"]
+
+logger = logging.getLogger("asgi_oidc")
+
+_NAVIGATION_METHODS = frozenset({"GET", "HEAD"})
+
+
+class OIDCMiddleware:
+    """Wraps an ASGI app so that every guarded request has a signed-in user.
+
+    ``OIDCMiddleware(app, config)`` or ``OIDCMiddleware(app, **settings)``
+    where settings are :class:`OIDCConfig` fields. Everything is validated
+    and built here, once; no network call is made until the first request
+    that needs the provider.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        config: OIDCConfig | None = None,
+        *,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        **settings: Any,
+    ) -> None:
+        if config is None:
+            config = OIDCConfig.from_mapping(settings)
+        elif settings:
+            raise ConfigError(next(iter(settings)), "pass either config or settings, not both")
+        self.app: ASGI3Application = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
+        self.config = config
+        self.store: Store = _build_store(config)
+        self.provider = ProviderClient(config, transport=http_transport)
+        self.sessions = SessionManager(config, self.store)
+        self.flow = Flow(config, self.store, self.provider, self.sessions)
+        self.refresher = Refresher(config, self.store, self.provider, self.sessions)
+        self.backchannel = BackchannelLogout(config, self.store, self.provider, self.sessions)
+        self.rules: RuleSet | None = config.rules
+        public = list(config.public_paths)
+        if self.flow.post_logout_path:
+            public.append(self.flow.post_logout_path)
+        self._public = PathPatterns(public)
+        self._cookie_name = config.session_cookie_name
+        self._callback_path = config.callback_path
+        self._logout_path = config.logout_path
+        self._login_path = config.login_path
+        self._backchannel_path = config.backchannel_logout_path
+        self._post_logout_path = self.flow.post_logout_path
+        self._context = {"middleware": self}
+        self._started = False
+
+    # -- public API ---------------------------------------------------------
+
+    async def revoke(
+        self, *, sub: str | None = None, session_id: str | None = None, issuer: str | None = None
+    ) -> int:
+        """End sessions on every instance: all of a user's (``sub``, e.g. when
+        they are deprovisioned) or one (``session_id``). Returns how many."""
+        if (sub is None) == (session_id is None):
+            raise TypeError("pass exactly one of sub or session_id")
+        if session_id is not None:
+            return int(await self.sessions.end_by_id(session_id))
+        return await self.sessions.end_subject(issuer or self.config.issuer, str(sub))
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and the store's connections."""
+        await self.provider.aclose()
+        await self.store.close()
+
+    # -- ASGI ----------------------------------------------------------------
+
+    async def __call__(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """The ASGI entry point."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(cast(HTTPScope, scope), receive, send)
+        elif kind == "websocket":
+            await self._websocket(cast(WebSocketScope, scope), receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _lifespan(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        async def receive_and_close() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        await self.app(scope, receive_and_close, send)
+
+    async def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            await self.sessions.start()
+
+    async def _http(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        html_wanted = wants_html(scope)
+        try:
+            response = await self._handle_http(scope, receive, send, html_wanted)
+        except FlowError as exc:
+            response = error_response(exc.error, html_wanted=html_wanted, cookies=exc.cookies)
+        except OIDCError as exc:
+            response = error_response(exc, html_wanted=html_wanted)
+        if response is not None:
+            await response.send(send)
+
+    async def _handle_http(
+        self,
+        scope: HTTPScope,
+        receive: ASGIReceiveCallable,
+        send: ASGISendCallable,
+        html_wanted: bool,
+    ) -> Response | None:
+        if not self._started:
+            await self._start()
+        raw_path = scope["path"]
+        if raw_path == self._callback_path:
+            cookies = _cookies(scope)
+            old = cookies.get(self._cookie_name)
+            old_sid = self.sessions.sid_from_cookie(old) if old else None
+            return await self.flow.callback(scope["query_string"], cookies, old_sid)
+        if raw_path == self._logout_path:
+            session = await self._session(_cookies(scope))
+            return await self.flow.logout(session.record if session else None, html_wanted)
+        if raw_path == self._backchannel_path:
+            return await self.backchannel.handle(scope, receive)
+        if raw_path == self._login_path:
+            return await self.flow.start_login(_query_value(scope, "rd"))
+        if raw_path == self._post_logout_path:
+            await self.flow.check_post_logout(scope["query_string"])
+        path = normalize_path(raw_path)
+        if path is None:
+            raise CallbackError("unacceptable path")
+        principal, auth = await self._authenticate(scope)
+        if principal is None:
+            if not self._public.matches(path):
+                if _is_navigation(scope, html_wanted):
+                    return await self.flow.start_login(_return_path(scope))
+                raise AuthenticationRequired("no session")
+            scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
+            scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
+        else:
+            self._authorize(principal, path)
+            scope["user"] = principal  # type: ignore[typeddict-unknown-key]
+            scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
+        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
+        await self.app(scope, receive, send)
+        return None
+
+    async def _websocket(
+        self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        try:
+            if not self._started:
+                await self._start()
+            path = normalize_path(scope["path"])
+            if path is None:
+                raise AuthenticationRequired("unacceptable path")
+            principal, auth = await self._authenticate(scope)
+            if principal is None:
+                if not self._public.matches(path):
+                    raise AuthenticationRequired("no session")
+                scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
+                scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
+            else:
+                self._authorize(principal, path)
+                scope["user"] = principal  # type: ignore[typeddict-unknown-key]
+                scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
+        except OIDCError as exc:
+            error_response(exc, html_wanted=False)  # logs it, in the one place
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                # Closing before accept: the server answers the handshake with 403.
+                await send(
+                    {"type": "websocket.close", "code": websocket_close_code(exc), "reason": ""}
+                )
+            return
+        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
+        await self.app(scope, receive, send)
+
+    # -- authentication and authorization ------------------------------------
+
+    async def _authenticate(
+        self, scope: HTTPScope | WebSocketScope
+    ) -> tuple[Principal | None, AuthCredentials]:
+        bearer = _bearer_token(scope) if self.config.bearer else None
+        if bearer is not None:
+            principal = await self._bearer_principal(bearer)
+            return principal, AuthCredentials(principal.groups)
+        session = await self._session(_cookies(scope))
+        if session is None:
+            return None, AuthCredentials()
+        return session.principal, session.auth
+
+    async def _session(self, cookies: dict[str, str]) -> Session | None:
+        value = cookies.get(self._cookie_name)
+        if not value:
+            return None
+        session = await self.sessions.load(value)
+        if session is not None and self.refresher.due(session.record):
+            session = await self.refresher.refresh(session)
+        return session
+
+    async def _bearer_principal(self, token: str) -> Principal:
+        if token.count(".") != 2:
+            raise MalformedToken("bearer token is not a JWT")
+        claims = await self.provider.validator.validate_access_token(token)
+        principal = principal_from_claims(
+            claims,
+            email_claim=self.config.email_claim,
+            groups_claim=self.config.groups_claim,
+            custom_claims=self.config.claims,
+            access_token=token if self.config.pass_access_token else None,
+        )
+        if self.config.email_domains and not email_domain_allowed(
+            principal.email, self.config.email_domains
+        ):
+            raise AccessDenied("email domain not allowed", rule_path="email_domains")
+        return principal
+
+    def _authorize(self, principal: Principal, path: str) -> None:
+        if self.rules is None:
+            return
+        policy = self.rules.policy_for(path)
+        if policy is not None and not self._public.matches(path) and not policy.allows(principal):
+            logger.info(
+                "asgi_oidc: denied sub=%s by rule %s", principal.sub[:64], policy.path
+            )
+            raise AccessDenied("denied by rule", rule_path=policy.path)
+
+
+def _build_store(config: OIDCConfig) -> Store:
+    if config.store is not None:
+        return config.store
+    if config.redis_url is not None:
+        from .stores.redis import RedisStore
+
+        return RedisStore(config.redis_url)
+    from .stores.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def _cookies(scope: HTTPScope | WebSocketScope) -> dict[str, str]:
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            return parse_cookies(value)
+    return {}
+
+
+def _bearer_token(scope: HTTPScope | WebSocketScope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def _is_navigation(scope: HTTPScope, html_wanted: bool) -> bool:
+    if scope["method"] not in _NAVIGATION_METHODS or not html_wanted:
+        return False
+    for name, value in scope["headers"]:
+        if name == b"x-requested-with" and value.lower() == b"xmlhttprequest":
+            return False
+        if name == b"sec-fetch-mode" and value not in (b"navigate", b"nested-navigate"):
+            return False
+    return True
+
+
+def _return_path(scope: HTTPScope) -> str:
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope["path"])
+    query = scope["query_string"]
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _query_value(scope: HTTPScope, name: str) -> str | None:
+    try:
+        return query_params(scope["query_string"]).get(name)
+    except CallbackError:
+        return None
+
