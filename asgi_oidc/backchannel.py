@@ -85,9 +85,11 @@ class BackchannelLogout:
             if isinstance(exp, (int, float))
             else _JTI_MEMORY
         )
-        jti_key = self._config.key_prefix + "jti:" + hashlib.sha256(
-            f"{issuer}\x00{claims['jti']}".encode()
-        ).hexdigest()
+        jti_key = (
+            self._config.key_prefix
+            + "jti:"
+            + hashlib.sha256(f"{issuer}\x00{claims['jti']}".encode()).hexdigest()
+        )
         if not await self._store.put_if_absent(jti_key, b"1", max(remember, 1.0)):
             raise LogoutTokenReplayed("jti seen before")
         sid, sub = claims.get("sid"), claims.get("sub")

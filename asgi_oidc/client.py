@@ -13,6 +13,10 @@ import warnings
 from typing import Any
 from urllib.parse import quote_plus
 
+# Authlib 1.9 prefers the httpx2 fork and warns at import when it finds httpx;
+# httpx is this project's HTTP client, so the warning is expected. Importing
+# authlib.deprecate first lets its own "always" filter in before ours.
+import authlib.deprecate  # noqa: F401
 import httpx
 
 from .config import OIDCConfig
@@ -27,8 +31,6 @@ from .errors import (
 from .tokens import TokenValidator
 
 with warnings.catch_warnings():
-    # Authlib 1.9 prefers the httpx2 fork and warns at import when it finds
-    # httpx; httpx is this project's HTTP client, so the warning is expected.
     warnings.simplefilter("ignore", DeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 

@@ -117,15 +117,15 @@ class OIDCConfig:
     userinfo_endpoint: str | None = None
     end_session_endpoint: str | None = None
     token_endpoint_auth_method: str | None = None
-    scopes: tuple[str, ...] | str = ("openid", "email", "profile")
+    scopes: Sequence[str] | str = ("openid", "email", "profile")
     pkce: bool = True
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     email_claim: str = "email"
     groups_claim: str = "groups"
-    claims: tuple[str, ...] | str = ()
-    id_token_algorithms: tuple[str, ...] | str = DEFAULT_ALGORITHMS
-    audience: tuple[str, ...] | str = ()
-    trusted_audiences: tuple[str, ...] | str = ()
+    claims: Sequence[str] | str = ()
+    id_token_algorithms: Sequence[str] | str = DEFAULT_ALGORITHMS
+    audience: Sequence[str] | str = ()
+    trusted_audiences: Sequence[str] | str = ()
     leeway: float = 30.0
     userinfo: bool | None = None
     redis_url: str | None = None
@@ -134,9 +134,9 @@ class OIDCConfig:
     cookie_secret: str | None = None
     cookie_secure: bool = True
     cookie_name: str | None = None
-    public_paths: tuple[str, ...] | str = ()
+    public_paths: Sequence[str] | str = ()
     rules: Any = None
-    email_domains: tuple[str, ...] | str = ()
+    email_domains: Sequence[str] | str = ()
     login_path: str = "/oauth2/login"
     logout_path: str = "/oauth2/logout"
     backchannel_logout_path: str = "/oauth2/backchannel-logout"
@@ -178,7 +178,9 @@ class OIDCConfig:
             "client_secret_basic" if self.client_secret else "none"
         )
         if method not in _AUTH_METHODS:
-            raise ConfigError("token_endpoint_auth_method", f"must be one of {sorted(_AUTH_METHODS)}")
+            raise ConfigError(
+                "token_endpoint_auth_method", f"must be one of {sorted(_AUTH_METHODS)}"
+            )
         if method != "none" and not self.client_secret:
             raise ConfigError("client_secret", f"is required for {method}")
         set_(self, "token_endpoint_auth_method", method)

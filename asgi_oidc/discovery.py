@@ -74,9 +74,10 @@ async def fetch_json(http: httpx.AsyncClient, url: str, *, what: str) -> dict[st
 
 
 def _explicit_only(config: OIDCConfig) -> bool:
-    return bool(
-        config.authorization_endpoint and config.token_endpoint and config.jwks_uri
-    ) and not config.discovery_url
+    return (
+        bool(config.authorization_endpoint and config.token_endpoint and config.jwks_uri)
+        and not config.discovery_url
+    )
 
 
 async def resolve_metadata(config: OIDCConfig, http: httpx.AsyncClient) -> ProviderMetadata:

@@ -252,9 +252,7 @@ class Flow:
             params = {"client_id": self._config.client_id, "id_token_hint": record.id_token}
             if post_logout:
                 state = secrets.token_urlsafe(24)
-                await self._store.put(
-                    f"{self._prefix}logout:{state}", b"1", self._config.state_ttl
-                )
+                await self._store.put(f"{self._prefix}logout:{state}", b"1", self._config.state_ttl)
                 params["post_logout_redirect_uri"] = post_logout
                 params["state"] = state
             separator = "&" if urlsplit(end_session).query else "?"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -13,7 +14,6 @@ from asgiref.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
     HTTPScope,
-    Scope,
     WebSocketScope,
 )
 
@@ -42,6 +42,11 @@ __all__ = ["OIDCMiddleware"]
 logger = logging.getLogger("asgi_oidc")
 
 _NAVIGATION_METHODS = frozenset({"GET", "HEAD"})
+
+# The loose signature every framework's typing accepts (Starlette's, httpx's).
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class OIDCMiddleware:
@@ -107,19 +112,19 @@ class OIDCMiddleware:
 
     # -- ASGI ----------------------------------------------------------------
 
-    async def __call__(
-        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
         kind = scope["type"]
+        asgi_receive = cast(ASGIReceiveCallable, receive)
+        asgi_send = cast(ASGISendCallable, send)
         if kind == "http":
-            await self._http(cast(HTTPScope, scope), receive, send)
+            await self._http(cast(HTTPScope, scope), asgi_receive, asgi_send)
         elif kind == "websocket":
-            await self._websocket(cast(WebSocketScope, scope), receive, send)
+            await self._websocket(cast(WebSocketScope, scope), asgi_receive, asgi_send)
         elif kind == "lifespan":
-            await self._lifespan(scope, receive, send)
+            await self._lifespan(scope, asgi_receive, asgi_send)
         else:
-            await self.app(scope, receive, send)
+            await self.app(cast(Any, scope), asgi_receive, asgi_send)
 
     async def _lifespan(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -130,7 +135,7 @@ class OIDCMiddleware:
                 await self.aclose()
             return message
 
-        await self.app(scope, receive_and_close, send)
+        await self.app(cast(Any, scope), receive_and_close, send)
 
     async def _start(self) -> None:
         if not self._started:
@@ -269,9 +274,7 @@ class OIDCMiddleware:
             return
         policy = self.rules.policy_for(path)
         if policy is not None and not self._public.matches(path) and not policy.allows(principal):
-            logger.info(
-                "asgi_oidc: denied sub=%s by rule %s", principal.sub[:64], policy.path
-            )
+            logger.info("asgi_oidc: denied sub=%s by rule %s", principal.sub[:64], policy.path)
             raise AccessDenied("denied by rule", rule_path=policy.path)
 
 
@@ -327,4 +330,3 @@ def _query_value(scope: HTTPScope, name: str) -> str | None:
         return query_params(scope["query_string"]).get(name)
     except CallbackError:
         return None
-

@@ -147,4 +147,3 @@ class Refresher:
             changes["claims"] = merged
             changes["id_token"] = id_token
         return changes
-

@@ -83,7 +83,8 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}}
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;
+padding:0 1rem;color:#222}}
 h1{{font-size:1.4rem}}a{{color:#0650b4}}</style></head>
 <body><h1>{title}</h1><p>{message}</p>{extra}</body></html>
 """

@@ -276,9 +276,7 @@ class SessionManager:
             return False
         record = SessionRecord.from_bytes(raw)
         if record is not None:
-            await self._store.set_remove(
-                self._subject_key(record.issuer, record.sub), record.sid
-            )
+            await self._store.set_remove(self._subject_key(record.issuer, record.sub), record.sid)
         return True
 
     async def end_subject(self, issuer: str, sub: str) -> int:

@@ -204,8 +204,12 @@ def test_from_env(tmp_path: Path) -> None:
 
 def test_from_env_bad_boolean_names_the_field() -> None:
     with pytest.raises(ConfigError) as caught:
-        OIDCConfig.from_env(environ={**{f"OIDC_{k.upper()}": v for k, v in BASE.items()},
-                                     "OIDC_COOKIE_SECURE": "maybe"})
+        OIDCConfig.from_env(
+            environ={
+                **{f"OIDC_{k.upper()}": v for k, v in BASE.items()},
+                "OIDC_COOKIE_SECURE": "maybe",
+            }
+        )
     assert caught.value.field == "cookie_secure"
 
 

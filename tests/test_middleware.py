@@ -295,7 +295,7 @@ async def test_websocket_without_session_is_closed_before_accept(
         "root_path": "",
         "subprotocols": [],
     }
-    await middleware(scope, receive, send)  # type: ignore[arg-type]
+    await middleware(scope, receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": ""}]
 
 
@@ -318,7 +318,7 @@ async def test_websocket_with_session_reaches_the_app(middleware: OIDCMiddleware
         "query_string": b"",
         "headers": [(b"cookie", f"__Host-asgi_oidc={cookie}".encode())],
     }
-    await middleware(scope, receive, send)  # type: ignore[arg-type]
+    await middleware(scope, receive, send)
     assert sent[0]["type"] == "websocket.accept"
     assert json.loads(sent[1]["text"])["sub"] == "alice"
 
@@ -333,7 +333,7 @@ async def test_lifespan_passes_through(middleware: OIDCMiddleware) -> None:
     async def send(message: Any) -> None:
         sent.append(message)
 
-    await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)  # type: ignore[arg-type]
+    await middleware({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert [m["type"] for m in sent] == [
         "lifespan.startup.complete",
         "lifespan.shutdown.complete",

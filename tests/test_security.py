@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 import pytest
 
 from asgi_oidc import MemoryStore, OIDCMiddleware
@@ -23,13 +25,27 @@ from tests.test_redirects import browser_host, payloads
 COOKIE = "__Host-asgi_oidc"
 
 
-def make(dev_provider: DevProvider, **overrides: object) -> OIDCMiddleware:
-    settings = settings_for(dev_provider, **overrides)
-    settings.setdefault("store", MemoryStore())
-    return OIDCMiddleware(echo_app, **settings)
+Factory = Callable[..., OIDCMiddleware]
 
 
-async def test_replayed_state_is_refused(dev_provider: DevProvider) -> None:
+@pytest.fixture
+async def make(dev_provider: DevProvider) -> AsyncIterator[Factory]:
+    """Builds middlewares in front of the echo app; closes them afterwards."""
+    made: list[OIDCMiddleware] = []
+
+    def factory(_provider: DevProvider, **overrides: object) -> OIDCMiddleware:
+        settings = settings_for(_provider, **overrides)
+        settings.setdefault("store", MemoryStore())
+        app = OIDCMiddleware(echo_app, **settings)
+        made.append(app)
+        return app
+
+    yield factory
+    for app in made:
+        await app.aclose()
+
+
+async def test_replayed_state_is_refused(dev_provider: DevProvider, make: Factory) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         callback = await authorize(await begin_login(client), "alice")
@@ -40,7 +56,9 @@ async def test_replayed_state_is_refused(dev_provider: DevProvider) -> None:
     assert "expired or was already used" in replay.text
 
 
-async def test_state_from_another_browser_is_refused(dev_provider: DevProvider) -> None:
+async def test_state_from_another_browser_is_refused(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     app = make(dev_provider)
     async with app_client(app) as attacker, app_client(app) as victim:
         callback = await authorize(await begin_login(attacker), "mallory")
@@ -52,14 +70,14 @@ async def test_state_from_another_browser_is_refused(dev_provider: DevProvider) 
     assert after.status_code == 401
 
 
-async def test_missing_state_is_refused(dev_provider: DevProvider) -> None:
+async def test_missing_state_is_refused(dev_provider: DevProvider, make: Factory) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         response = await client.get("/oauth2/callback?code=abc", headers=HTML)
     assert response.status_code == 400
 
 
-async def test_unknown_state_is_refused(dev_provider: DevProvider) -> None:
+async def test_unknown_state_is_refused(dev_provider: DevProvider, make: Factory) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         response = await client.get("/oauth2/callback?code=abc&state=made-up", headers=JSON)
@@ -67,14 +85,16 @@ async def test_unknown_state_is_refused(dev_provider: DevProvider) -> None:
     assert response.json()["error"] == "state_unknown"
 
 
-async def test_repeated_parameters_are_refused(dev_provider: DevProvider) -> None:
+async def test_repeated_parameters_are_refused(dev_provider: DevProvider, make: Factory) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         response = await client.get("/oauth2/callback?state=a&state=b&code=c", headers=JSON)
     assert response.status_code == 400
 
 
-async def test_mix_up_wrong_iss_parameter_is_refused(dev_provider: DevProvider) -> None:
+async def test_mix_up_wrong_iss_parameter_is_refused(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     dev_provider.callback_overrides = {"iss": "https://evil.example"}
     app = make(dev_provider)
     async with app_client(app) as client:
@@ -83,10 +103,12 @@ async def test_mix_up_wrong_iss_parameter_is_refused(dev_provider: DevProvider) 
     assert dev_provider.grant_counts["authorization_code"] == 0
 
 
-async def test_mix_up_missing_iss_when_advertised_is_refused(dev_provider: DevProvider) -> None:
+async def test_mix_up_missing_iss_when_advertised_is_refused(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     from asgi_oidc.testing import REMOVE
 
-    dev_provider.callback_overrides = {"iss": REMOVE}  # type: ignore[dict-item]
+    dev_provider.callback_overrides = {"iss": REMOVE}
     app = make(dev_provider)
     async with app_client(app) as client:
         response = await finish_login(client, await authorize(await begin_login(client), "alice"))
@@ -94,7 +116,9 @@ async def test_mix_up_missing_iss_when_advertised_is_refused(dev_provider: DevPr
     assert dev_provider.grant_counts["authorization_code"] == 0
 
 
-async def test_discovery_issuer_mismatch_is_refused(dev_provider: DevProvider) -> None:
+async def test_discovery_issuer_mismatch_is_refused(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     dev_provider.discovery_overrides = {"issuer": "https://evil.example"}
     app = make(dev_provider)
     async with app_client(app) as client:
@@ -103,7 +127,9 @@ async def test_discovery_issuer_mismatch_is_refused(dev_provider: DevProvider) -
     assert "different issuer" in response.text
 
 
-async def test_tampered_session_cookie_is_unauthenticated(dev_provider: DevProvider) -> None:
+async def test_tampered_session_cookie_is_unauthenticated(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         await login(client)
@@ -126,7 +152,7 @@ async def test_tampered_session_cookie_is_unauthenticated(dev_provider: DevProvi
 
 
 async def test_session_signed_with_another_secret_is_unauthenticated(
-    dev_provider: DevProvider,
+    dev_provider: DevProvider, make: Factory
 ) -> None:
     store = MemoryStore()
     app = make(dev_provider, store=store)
@@ -140,12 +166,16 @@ async def test_session_signed_with_another_secret_is_unauthenticated(
     assert response.status_code == 401
 
 
-async def test_session_fixation_gets_a_fresh_session_id(dev_provider: DevProvider) -> None:
+async def test_session_fixation_gets_a_fresh_session_id(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         await login(client, "alice")
         first = client.cookies.get(COOKIE)
-        await login(client, "alice")
+        # Signed in already, the user starts another login explicitly.
+        start = await client.get("/oauth2/login", headers=HTML)
+        await finish_login(client, await authorize(start.headers["location"], "alice"))
         second = client.cookies.get(COOKIE)
     assert first and second and first != second
     async with app_client(app) as client:
@@ -153,7 +183,7 @@ async def test_session_fixation_gets_a_fresh_session_id(dev_provider: DevProvide
         assert (await client.get("/", headers=JSON)).status_code == 401
 
 
-async def test_code_from_another_flow_fails_pkce(dev_provider: DevProvider) -> None:
+async def test_code_from_another_flow_fails_pkce(dev_provider: DevProvider, make: Factory) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         victim_callback = await authorize(await begin_login(client), "alice")
@@ -161,8 +191,7 @@ async def test_code_from_another_flow_fails_pkce(dev_provider: DevProvider) -> N
         stolen_code = query_of(victim_callback)["code"]
         # The attacker's own state, with the victim's code injected.
         cookie_binding_kept = await client.get(
-            f"/oauth2/callback?code={stolen_code}&state={own['state']}"
-            f"&iss={dev_provider.issuer}",
+            f"/oauth2/callback?code={stolen_code}&state={own['state']}&iss={dev_provider.issuer}",
             headers=JSON,
         )
     assert cookie_binding_kept.status_code in (400, 401, 502)
@@ -170,7 +199,9 @@ async def test_code_from_another_flow_fails_pkce(dev_provider: DevProvider) -> N
 
 
 @pytest.mark.parametrize("payload", payloads()[:120])
-async def test_open_redirect_through_the_login_path(dev_provider: DevProvider, payload: str) -> None:
+async def test_open_redirect_through_the_login_path(
+    dev_provider: DevProvider, make: Factory, payload: str
+) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         start = await client.get("/oauth2/login", params={"rd": payload}, headers=HTML)
@@ -184,7 +215,7 @@ async def test_open_redirect_through_the_login_path(dev_provider: DevProvider, p
     "path", ["//evil.example/", "/\\evil.example", "/%2F%2Fevil.example", "/%09/evil.example"]
 )
 async def test_open_redirect_through_the_requested_path(
-    dev_provider: DevProvider, path: str
+    dev_provider: DevProvider, make: Factory, path: str
 ) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
@@ -197,7 +228,9 @@ async def test_open_redirect_through_the_requested_path(
     assert browser_host(done.headers["location"]) == "testserver"
 
 
-async def test_error_pages_never_echo_attacker_text(dev_provider: DevProvider) -> None:
+async def test_error_pages_never_echo_attacker_text(
+    dev_provider: DevProvider, make: Factory
+) -> None:
     app = make(dev_provider)
     async with app_client(app) as client:
         state = query_of(await begin_login(client))["state"]

@@ -191,7 +191,7 @@ async def test_missing_nonce(client: ProviderClient, provider: DevProvider) -> N
 
 
 async def test_alg_none(client: ProviderClient) -> None:
-    token = jwt.encode(claims(), key=None, algorithm="none")
+    token = jwt.encode(claims(), key="", algorithm="none")
     with pytest.raises(DisallowedAlgorithm):
         await validate(client, token)
 
@@ -235,7 +235,9 @@ async def test_hs256_accepted_with_client_secret_when_configured(provider: DevPr
         await hs_client.aclose()
 
 
-async def test_rs256_token_with_the_ec_key_kid(client: ProviderClient, provider: DevProvider) -> None:
+async def test_rs256_token_with_the_ec_key_kid(
+    client: ProviderClient, provider: DevProvider
+) -> None:
     ec_kid = jwt.get_unverified_header(provider.sign(claims(), alg="ES256"))["kid"]
     token = provider.sign(claims(), alg="RS256", kid=ec_kid)
     with pytest.raises((DisallowedAlgorithm, UnknownKey)):

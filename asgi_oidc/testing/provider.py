@@ -338,6 +338,10 @@ class DevProvider:
     ``claims_in_id_token``, the TTLs, ``rotate_refresh_tokens``,
     ``signing_alg``), the counters, and forgets issued codes, refresh tokens and
     session ids. Keys, users and clients are kept.
+
+    ``keys`` (an RSA 2048+ and an EC P-256 private key) starts the provider
+    with existing key material under new kids; test suites share one pair
+    across many providers to skip RSA key generation (~0.1 s each).
     """
 
     issuer: str
@@ -377,6 +381,7 @@ class DevProvider:
         id_token_ttl: int = 300,
         rotate_refresh_tokens: bool = True,
         signing_alg: str = "RS256",
+        keys: tuple[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey] | None = None,
     ) -> None:
         parts = urlsplit(issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -412,7 +417,17 @@ class DevProvider:
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, _Login] = {}
         self._sessions: dict[str, list[str]] = {}
-        self.rotate_keys()
+        if keys is None:
+            self.rotate_keys()
+        else:
+            rsa_key, ec_key = keys
+            if not isinstance(rsa_key, rsa.RSAPrivateKey) or rsa_key.key_size < 2048:
+                raise ValueError("keys[0] must be an RSA private key of 2048 bits or more")
+            if not isinstance(ec_key, ec.EllipticCurvePrivateKey) or not isinstance(
+                ec_key.curve, ec.SECP256R1
+            ):
+                raise ValueError("keys[1] must be an EC P-256 private key")
+            self._set_keys(rsa_key, ec_key)
         self.reset()
 
     def __repr__(self) -> str:
@@ -441,9 +456,16 @@ class DevProvider:
 
     def rotate_keys(self) -> None:
         """Replace both signing keys with new ones under new kids; the old ones leave the JWKS."""
-        self._rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._set_keys(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048),
+            ec.generate_private_key(ec.SECP256R1()),
+        )
+
+    def _set_keys(self, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> None:
+        # Fresh kids even for reused key material, so each provider's JWKS is its own.
+        self._rsa_key = rsa_key
         self._rsa_kid = _new_kid("rsa")
-        self._ec_key = ec.generate_private_key(ec.SECP256R1())
+        self._ec_key = ec_key
         self._ec_kid = _new_kid("ec")
 
     def add_redirect_uri(self, client_id: str, uri: str) -> None:

@@ -99,7 +99,7 @@ async def test_close_drops_subscriptions(memory_store: MemoryStore) -> None:
     assert received == []
 
 
-async def test_two_memory_stores_share_nothing(caplog: pytest.LogCaptureFixture) -> None:
+async def test_two_memory_stores_share_nothing() -> None:
     one, two = MemoryStore(), MemoryStore()
     await one.put("k", b"v", 10)
     assert await two.get("k") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 
@@ -102,7 +103,6 @@ async def test_keys_are_used_as_given_and_ttls_are_milliseconds(
     await redis_store.set_add("asgi_oidc:{sub}:index", "s", 2.25)
     raw = redis.asyncio.Redis.from_url(redis_url)
     try:
-        assert await raw.keys("*") is not None
         assert sorted(await raw.keys("*")) == [b"asgi_oidc:{sid}:session", b"asgi_oidc:{sub}:index"]
         assert 1400 < await raw.pttl("asgi_oidc:{sid}:session") <= 1500
         assert 2150 < await raw.pttl("asgi_oidc:{sub}:index") <= 2250
@@ -117,6 +117,7 @@ async def test_keys_are_used_as_given_and_ttls_are_milliseconds(
 # -- secrets
 
 
+@pytest.mark.usefixtures("redis_url")  # restarts the server afterwards
 async def test_password_never_appears_when_redis_is_unreachable(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -144,9 +145,8 @@ async def test_password_never_appears_when_redis_refuses_it(
     await admin.acl_setuser("alice", enabled=True, passwords=["+the-right-one"], commands=["+@all"])
     store = RedisStore(redis_url.replace("redis://", f"redis://alice:{PASSWORD}@"))
     try:
-        with caplog.at_level(logging.DEBUG):
-            with pytest.raises(StoreUnavailable) as caught:
-                await store.ping()
+        with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailable) as caught:
+            await store.ping()
         assert "AuthenticationError" in str(caught.value)
         assert PASSWORD not in str(caught.value)
         assert PASSWORD not in caplog.text
@@ -170,7 +170,10 @@ def test_password_never_appears_in_a_bad_url() -> None:
         (f"redis://:{PASSWORD}@host:6379/0", "redis://:***@host:6379/0"),
         (f"rediss://user:{PASSWORD}@host/1", "rediss://user:***@host/1"),
         (f"redis://{PASSWORD}@host", "redis://***@host"),
-        (f"unix:///run/redis.sock?db=2&password={PASSWORD}", "unix:///run/redis.sock?db=2&password=***"),
+        (
+            f"unix:///run/redis.sock?db=2&password={PASSWORD}",
+            "unix:///run/redis.sock?db=2&password=***",
+        ),
         ("redis://user:p%40ss%3Aword@host", "redis://user:***@host"),
     ],
 )
@@ -261,7 +264,7 @@ async def test_redis_down_then_back(redis_server: RedisServer, redis_store: Redi
     # The same store object, not rebuilt: the pool reconnects on its own.
     await redis_store.put("k", b"back", 10)
     assert await redis_store.get("k") == b"back"
-    for name, operation in every_operation(redis_store).items():
+    for operation in every_operation(redis_store).values():
         await operation()  # none raises
     await publish_until_received(redis_store, inbox, "invalidate")
 
@@ -302,12 +305,13 @@ async def test_a_hanging_redis_times_out() -> None:
 
     server = await asyncio.start_server(accept_and_hang, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    store = RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout=0.2, connect_timeout=0.2)
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout=0.3, connect_timeout=0.3)
     try:
         started = time.monotonic()
         with pytest.raises(StoreUnavailable) as caught:
             await store.get("k")
-        assert time.monotonic() - started < 2.0
+        # One timeout, not one per retry.
+        assert time.monotonic() - started < 0.9
         assert "Timeout" in str(caught.value)
     finally:
         await store.close()
@@ -326,3 +330,18 @@ async def test_close_stops_subscriptions(redis_store: RedisStore) -> None:
     assert all(t.done() for t in tasks)
     with pytest.raises(RuntimeError):
         await redis_store.subscribe("c", lambda message: None)
+
+
+# -- the test server itself
+
+
+def test_a_missing_redis_server_skips_locally_and_fails_on_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y redis-server"):
+        RedisServer()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y redis-server"):
+        RedisServer()

@@ -35,8 +35,8 @@ async def echo_app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCal
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    payload = describe(scope.get("user"))  # type: ignore[union-attr]
-    payload["path"] = scope["path"]  # type: ignore[index]
+    payload = describe(scope.get("user"))
+    payload["path"] = scope["path"]
     body = json.dumps(payload).encode()
     if scope["type"] == "websocket":
         await receive()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
@@ -56,7 +56,7 @@ async def begin_login(client: httpx.AsyncClient, path: str = "/") -> str:
 async def authorize(authorization_url: str, user: str) -> str:
     """Log in at the provider as ``user``; return the callback URL it sends us to."""
     async with httpx.AsyncClient() as idp:
-        response = await idp.get(authorization_url, params={"login_hint": user})
+        response = await idp.get(f"{authorization_url}&{urlencode({'login_hint': user})}")
     assert response.status_code in (302, 303), response.text
     return response.headers["location"]
 

@@ -11,10 +11,12 @@ Tests that serve the app on a real port register its callback with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from asgi_oidc.testing import DevClient, DevProvider, DevUser, serve_dev_provider
 
@@ -72,9 +74,23 @@ MALLORY = DevUser("mallory", email="mallory@evil.example")
 USERS = (ALICE, BOB, MALLORY)
 
 
+@functools.cache
+def _shared_keys() -> tuple[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]:
+    # RSA key generation costs ~0.1 s; in-process providers share one pair (under new kids).
+    return (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+
+
 def new_dev_provider(**kwargs: Any) -> DevProvider:
     """An in-process provider with the standard client and users; ``kwargs`` override."""
-    settings: dict[str, Any] = {"issuer": ASGI_ISSUER, "clients": [CLIENT], "users": USERS}
+    settings: dict[str, Any] = {
+        "issuer": ASGI_ISSUER,
+        "clients": [CLIENT],
+        "users": USERS,
+        "keys": _shared_keys(),
+    }
     settings.update(kwargs)
     return DevProvider(**settings)
 

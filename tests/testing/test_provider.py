@@ -414,7 +414,9 @@ async def test_login_page_escapes_html() -> None:
     provider = DevProvider(
         issuer=ASGI_ISSUER,
         clients=[DevClient(f"app{hostile}", "s", redirect_uris=(REDIRECT_URI,))],
-        users=[DevUser(f"u{hostile}", email=f"e{hostile}@x", name=f"n{hostile}", groups=(hostile,))],
+        users=[
+            DevUser(f"u{hostile}", email=f"e{hostile}@x", name=f"n{hostile}", groups=(hostile,))
+        ],
     )
     transport = httpx.ASGITransport(app=provider)
     async with httpx.AsyncClient(transport=transport, base_url=ASGI_ISSUER) as client:
@@ -579,9 +581,7 @@ async def test_two_authentication_methods_at_once_are_refused(idp: httpx.AsyncCl
         {},
     ],
 )
-async def test_bad_client_credentials_are_401(
-    idp: httpx.AsyncClient, form: dict[str, str]
-) -> None:
+async def test_bad_client_credentials_are_401(idp: httpx.AsyncClient, form: dict[str, str]) -> None:
     code, verifier, _ = await login(idp)
     data = {
         "grant_type": "authorization_code",
@@ -693,9 +693,7 @@ async def test_id_token_overrides_apply_at_the_token_endpoint(
     idp: httpx.AsyncClient, dev_provider_asgi: DevProvider
 ) -> None:
     dev_provider_asgi.id_token_overrides = {"aud": ["app", "intruder"], "nonce": REMOVE}
-    claims = jwt.decode(
-        (await tokens_for(idp))["id_token"], options={"verify_signature": False}
-    )
+    claims = jwt.decode((await tokens_for(idp))["id_token"], options={"verify_signature": False})
     assert claims["aud"] == ["app", "intruder"]
     assert "nonce" not in claims
 
@@ -944,9 +942,11 @@ def test_access_token_is_rfc_9068_shaped(dev_provider_asgi: DevProvider) -> None
     assert claims["x"] == 1
     assert claims["groups"] == ["admins", "staff"]
     assert len(claims["jti"]) >= 16
-    other = verify(dev_provider_asgi, dev_provider_asgi.access_token("alice", audience="api"))
+    other_token = dev_provider_asgi.access_token("alice", audience="api")
+    other = verify(dev_provider_asgi, other_token, audience="api")
     assert other["jti"] != claims["jti"]
-    stranger = verify(dev_provider_asgi, dev_provider_asgi.access_token("svc", audience="api"))
+    stranger_token = dev_provider_asgi.access_token("svc", audience="api")
+    stranger = verify(dev_provider_asgi, stranger_token, audience="api")
     assert stranger["sub"] == "svc"
     assert "email" not in stranger
 
@@ -1010,9 +1010,12 @@ def test_sign_hs256_with_a_chosen_key(dev_provider_asgi: DevProvider) -> None:
     token = dev_provider_asgi.sign({"sub": "x"}, alg="HS256", key=key, kid="other")
     assert jwt.get_unverified_header(token)["kid"] == "other"
     assert jwt.decode(token, key, algorithms=["HS256"]) == {"sub": "x"}
-    # PyJWT's global registry still refuses an asymmetric key as an HMAC secret.
+    # The permissive HMAC stays private: PyJWT's own encode still refuses a public key.
+    pem = jwt.PyJWK.from_dict(dev_provider_asgi.jwks()["keys"][0]).key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     with pytest.raises(jwt.InvalidKeyError):
-        jwt.encode({"sub": "x"}, "-----BEGIN PUBLIC KEY-----\nabc", algorithm="HS256")
+        jwt.encode({"sub": "x"}, pem, algorithm="HS256")
 
 
 def test_sign_alg_none_and_header_control(dev_provider_asgi: DevProvider) -> None:
@@ -1235,9 +1238,7 @@ def test_never_a_500_for_arbitrary_input() -> None:
             "query_string": urlencode(query).encode(),
             "headers": headers,
         }
-        sent = asyncio.run(
-            run_asgi(provider, scope, [{"type": "http.request", "body": body}])
-        )
+        sent = asyncio.run(run_asgi(provider, scope, [{"type": "http.request", "body": body}]))
         assert sent[0]["type"] == "http.response.start"
         assert sent[0]["status"] < 500
 
