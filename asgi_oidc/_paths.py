@@ -13,7 +13,7 @@ What :func:`normalize_path` does, in order:
    encodes a path four times.
 2. The result must be valid UTF-8 with no control character (C0, DEL, C1).
 3. Backslashes become ``/`` (Windows servers and some proxies treat them so).
-4. The path must start with ``/``.
+4. The path must start with ``/``, before decoding and after.
 5. Each segment loses its ``;params`` (``/admin;jsessionid=1/x`` is judged as
    ``/admin/x``), as servlet containers read them; a Python router reads the
    ``;`` literally and so can only ever route such a path somewhere at least
@@ -68,14 +68,11 @@ def normalize_path(path: str) -> str | None:
     function to its own result gives the same result. See the module
     docstring for each step and why.
     """
-    if not isinstance(path, str):
+    if not isinstance(path, str) or not path.startswith("/"):
+        # ASGI servers always give an origin-form path; anything else is odd
+        # enough to refuse before decoding could turn it into one.
         return None
-    if (
-        path.isascii()
-        and path.startswith("/")
-        and not _SUSPECT.search(path)
-        and (len(path) == 1 or not path.endswith("/"))
-    ):
+    if path.isascii() and not _SUSPECT.search(path) and (len(path) == 1 or not path.endswith("/")):
         return path
     try:
         raw = path.encode("utf-8")

@@ -249,16 +249,17 @@ def _kind(value: object) -> str:
 
 
 def _flatten(values: Iterable[Any]) -> list[Any]:
-    """``("a", ["b", "c"])`` → ``["a", "b", "c"]``: accept varargs or one list."""
+    """``("a", "b")`` or ``(["a", "b"],)`` → ``["a", "b"]``: varargs or one list.
+
+    Only a single list argument is unpacked, so a list nested inside values
+    stays and is refused as the wrong type.
+    """
     if isinstance(values, (str, bytes)):
         return [values]
-    flat: list[Any] = []
-    for value in values:
-        if isinstance(value, (list, tuple, set, frozenset)):
-            flat.extend(value)
-        else:
-            flat.append(value)
-    return flat
+    items = list(values)
+    if len(items) == 1 and isinstance(items[0], (list, tuple, set, frozenset)):
+        return list(items[0])
+    return items
 
 
 def _strings(kind: str, values: Iterable[Any], what: str) -> frozenset[str]:
@@ -532,9 +533,7 @@ def _claim_from_data(value: Any) -> Selector:
         names = ", ".join(sorted(str(k) for k in value))
         raise ConfigError("claim", f"names {len(value)} claims ({names}); write one per selector")
     ((name, values),) = value.items()
-    if not isinstance(values, (list, tuple)):
-        values = [values]
-    return claim(name, *values)
+    return claim(name, values)
 
 
 _BUILDERS: dict[str, Callable[[Any], Selector]] = {

@@ -25,7 +25,7 @@ from typing import Any
 from .config import OIDCConfig
 from .cookies import CookieSigner
 from .principal import AuthCredentials, Principal, principal_from_claims
-from .stores.base import Store
+from .stores.base import INTERRUPTED, Store
 
 __all__ = ["Session", "SessionManager", "SessionRecord"]
 
@@ -150,7 +150,7 @@ class SessionManager:
         await self._store.subscribe(self._channel, self._on_invalidate)
 
     def _on_invalidate(self, message: str) -> None:
-        if message == "*" or not message:
+        if message == "*" or message == INTERRUPTED:
             # "" is how a store says its channel was interrupted: anything
             # may have been missed, so nothing cached can be trusted.
             self._cache.clear()

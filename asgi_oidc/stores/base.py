@@ -12,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["InvalidationHandler", "Store"]
+__all__ = ["INTERRUPTED", "InvalidationHandler", "Store"]
+
+#: Delivered to subscribers when their channel was cut (and again when it is
+#: back): messages may have been lost, so anything cached on them is suspect.
+INTERRUPTED = ""
 
 #: Called with each message published on the invalidation channel.
 InvalidationHandler = Callable[[str], Awaitable[None] | None]

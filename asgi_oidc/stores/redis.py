@@ -31,7 +31,7 @@ import math
 import re
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis.asyncio
 from redis.asyncio.client import PubSub
@@ -42,7 +42,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from asgi_oidc.errors import ConfigError, StoreUnavailable
-from asgi_oidc.stores.base import InvalidationHandler
+from asgi_oidc.stores.base import INTERRUPTED, InvalidationHandler
 from asgi_oidc.stores.memory import _deliver
 
 __all__ = ["RedisStore", "mask_url"]
@@ -169,7 +169,7 @@ class RedisStore:
         password = settings.get("password")
         # Redis error texts do not carry the password; scrub them anyway, in
         # both the plain and the URL-quoted spelling.
-        self._secrets = tuple({password, unquote(password)}) if password else ()
+        self._secrets = tuple({password, quote(password, safe="")}) if password else ()
         self._delete_if_equals = client.register_script(_DELETE_IF_EQUALS)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -327,6 +327,8 @@ class RedisStore:
                 await self._confirmed(pubsub)
                 if lost:
                     logger.warning("Redis is back at %s: resubscribed to %r", self._where, channel)
+                    # Messages sent while we were away are lost: say so.
+                    await _deliver(channel, handler, INTERRUPTED)
                 lost = False
                 delay = _BACKOFF_FIRST
                 _resolve(ready)
@@ -343,6 +345,7 @@ class RedisStore:
                         self._detail("SUBSCRIBE", exc),
                         channel,
                     )
+                    await _deliver(channel, handler, INTERRUPTED)
                 lost = True
             finally:
                 with contextlib.suppress(*_UNAVAILABLE):

@@ -329,15 +329,29 @@ class DevProvider:
     ``/userinfo``, ``/logout``.
 
     Who logs in at ``/authorize``: the ``login_hint`` parameter (a configured
-    ``sub``; the non-interactive way for tests), else ``auto_login``, else an
+    user's ``sub`` or email; the non-interactive way for tests), else ``auto_login``, else an
     HTML page listing the users. ``prompt=none`` with neither answers
     ``error=login_required``.
 
-    The test knobs are plain attributes; :meth:`reset` restores them, the
-    constructor's settings (``auto_login``, ``require_pkce``, ``send_iss``,
-    ``claims_in_id_token``, the TTLs, ``rotate_refresh_tokens``,
-    ``signing_alg``), the counters, and forgets issued codes, refresh tokens and
-    session ids. Keys, users and clients are kept.
+    The test knobs are plain attributes:
+
+    - ``id_token_overrides``: merged into the claims of ID tokens the token
+      endpoint issues (a :data:`REMOVE` value deletes a claim);
+    - ``id_token_signer``: when set, turns those claims into the whole ID token
+      (alg none, HS256 keyed with the public key, a foreign key, …);
+    - ``userinfo_overrides``, ``discovery_overrides``, ``callback_overrides``
+      (the callback's query; applied to error redirects too): merged likewise;
+    - ``refresh_refused``: the refresh grant answers 400 ``invalid_grant``;
+    - ``down``: every endpoint answers 503;
+    - ``token_delay``: seconds the token endpoint sleeps before answering;
+    - counters ``grant_counts`` (token calls by ``grant_type``),
+      ``jwks_fetches`` and ``userinfo_calls``.
+
+    :meth:`reset` restores them, the constructor's settings (``auto_login``,
+    ``require_pkce``, ``send_iss``, ``claims_in_id_token``, the TTLs,
+    ``rotate_refresh_tokens``, ``signing_alg``) and the counters, and forgets
+    issued codes, refresh tokens and session ids. Keys, users and clients
+    (with URIs added by :meth:`add_redirect_uri`) are kept.
 
     ``keys`` (an RSA 2048+ and an EC P-256 private key) starts the provider
     with existing key material under new kids; test suites share one pair
@@ -413,6 +427,15 @@ class DevProvider:
             "id_token_ttl": id_token_ttl,
             "rotate_refresh_tokens": rotate_refresh_tokens,
             "signing_alg": signing_alg,
+        }
+        self._routes: dict[str, tuple[tuple[str, ...], Callable[[_Request], Awaitable[_Response]]]]
+        self._routes = {
+            "/.well-known/openid-configuration": (("GET",), self._discovery_endpoint),
+            "/jwks": (("GET",), self._jwks_endpoint),
+            "/authorize": (("GET", "POST"), self._authorize_endpoint),
+            "/token": (("POST",), self._token_endpoint),
+            "/userinfo": (("GET", "POST"), self._userinfo_endpoint),
+            "/logout": (("GET", "POST"), self._logout_endpoint),
         }
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, _Login] = {}
@@ -751,17 +774,9 @@ class DevProvider:
         if self._base_path and not path.startswith(self._base_path + "/"):
             return _error_page(404, "Not found", "No such endpoint.")
         endpoint = path[len(self._base_path) :]
-        routes: dict[str, tuple[tuple[str, ...], Callable[[_Request], Awaitable[_Response]]]] = {
-            "/.well-known/openid-configuration": (("GET",), self._discovery_endpoint),
-            "/jwks": (("GET",), self._jwks_endpoint),
-            "/authorize": (("GET", "POST"), self._authorize_endpoint),
-            "/token": (("POST",), self._token_endpoint),
-            "/userinfo": (("GET", "POST"), self._userinfo_endpoint),
-            "/logout": (("GET", "POST"), self._logout_endpoint),
-        }
-        if endpoint not in routes:
+        if endpoint not in self._routes:
             return _error_page(404, "Not found", "No such endpoint.")
-        methods, handler = routes[endpoint]
+        methods, handler = self._routes[endpoint]
         if scope["method"] not in methods:
             response = _error_page(405, "Method not allowed", "Method not allowed.")
             response.headers.append(("allow", ", ".join(methods)))
@@ -880,7 +895,10 @@ class DevProvider:
             if params.get("prompt") == "none":
                 return refuse("login_required", "no user is logged in")
             return self._login_page(client, params)
-        user = self.users.get(sub)
+        # A login_hint may name the user by sub or, as relying parties often do, by email.
+        user = self.users.get(sub) or next(
+            (u for u in self.users.values() if u.email is not None and u.email == sub), None
+        )
         if user is None:
             return _error_page(400, "Unknown user", f"login_hint {sub!r} is not a configured user.")
 

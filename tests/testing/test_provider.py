@@ -17,7 +17,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -445,6 +445,13 @@ async def test_prompt_none_without_a_user_is_login_required(idp: httpx.AsyncClie
         "/authorize", params=authorize_params(challenge, login_hint=None, prompt="none")
     )
     assert query_of(response.headers["location"])["error"] == "login_required"
+
+
+async def test_login_hint_may_be_an_email(
+    idp: httpx.AsyncClient, dev_provider_asgi: DevProvider
+) -> None:
+    tokens = await tokens_for(idp, login_hint="bob@corp.com")
+    assert verify(dev_provider_asgi, tokens["id_token"])["sub"] == "bob"
 
 
 async def test_unknown_login_hint_is_an_error_page(idp: httpx.AsyncClient) -> None:
@@ -1132,6 +1139,13 @@ async def test_malformed_query_is_400(idp: httpx.AsyncClient) -> None:
         assert response.status_code == 400
 
 
+def test_shared_keys_get_new_kids(dev_provider_asgi: DevProvider) -> None:
+    other = new_dev_provider()
+    assert other.jwks()["keys"][0]["n"] == dev_provider_asgi.jwks()["keys"][0]["n"]
+    own_kids = {key["kid"] for key in dev_provider_asgi.jwks()["keys"]}
+    assert own_kids.isdisjoint(key["kid"] for key in other.jwks()["keys"])
+
+
 def test_client_repr_masks_the_secret() -> None:
     assert CLIENT_SECRET not in repr(CLIENT)
     assert "***" in repr(CLIENT)
@@ -1146,6 +1160,9 @@ def test_client_repr_masks_the_secret() -> None:
         ({"signing_alg": "HS256"}, "signing_alg"),
         ({"users": [*USERS, DevUser("alice")]}, "twice"),
         ({"clients": [CLIENT, DevClient(CLIENT_ID)]}, "twice"),
+        ({"keys": (ec.generate_private_key(ec.SECP256R1()),) * 2}, "RSA"),
+        # A weak key, to check that the provider refuses it.
+        ({"keys": (rsa.generate_private_key(public_exponent=65537, key_size=1024),) * 2}, "RSA"),  # noqa: S505
     ],
 )
 def test_bad_configuration_is_refused(kwargs: Mapping[str, Any], message: str) -> None:
