@@ -12,6 +12,7 @@ The tree::
     ├── AuthenticationRequired           401: no valid session or bearer token
     │   └── SessionEnded                 401: refresh refused, the session is gone
     ├── AccessDenied                     403: a rule denied the principal
+    ├── InvalidPath                      400: a path that cannot be matched safely
     ├── StoreUnavailable                 503: Redis (or the store) unreachable
     ├── ProviderError                    502/503: the identity provider failed
     │   ├── ProviderUnavailable          503: unreachable or timed out
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidAuthorizedParty",
     "InvalidIssuer",
     "InvalidNonce",
+    "InvalidPath",
     "InvalidSignature",
     "IssuerMismatch",
     "IssuerParameterMismatch",
@@ -144,6 +146,15 @@ class AccessDenied(OIDCError):
     def __init__(self, detail: str = "", *, rule_path: str = "") -> None:
         super().__init__(detail)
         self.rule_path = rule_path
+
+
+class InvalidPath(OIDCError):
+    """The request path holds control characters or cannot be normalised,
+    so no rule could be matched against it safely."""
+
+    status_code = 400
+    error = "invalid_path"
+    message = "The requested address is not valid."
 
 
 class StoreUnavailable(OIDCError):

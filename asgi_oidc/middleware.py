@@ -26,6 +26,7 @@ from .errors import (
     AuthenticationRequired,
     CallbackError,
     ConfigError,
+    InvalidPath,
     MalformedToken,
     OIDCError,
 )
@@ -181,7 +182,7 @@ class OIDCMiddleware:
             await self.flow.check_post_logout(scope["query_string"])
         path = normalize_path(raw_path)
         if path is None:
-            raise CallbackError("unacceptable path")
+            raise InvalidPath("unacceptable path")
         principal, auth = await self._authenticate(scope)
         if principal is None:
             if not self._public.matches(path):
@@ -206,7 +207,7 @@ class OIDCMiddleware:
                 await self._start()
             path = normalize_path(scope["path"])
             if path is None:
-                raise AuthenticationRequired("unacceptable path")
+                raise InvalidPath("unacceptable path")
             principal, auth = await self._authenticate(scope)
             if principal is None:
                 if not self._public.matches(path):

@@ -154,7 +154,7 @@ def error_response(
 
 def websocket_close_code(exc: OIDCError) -> int:
     """WebSocket close code for an error: policy violation, or try again later."""
-    if isinstance(exc, AuthenticationRequired) or exc.status_code in (401, 403):
+    if isinstance(exc, AuthenticationRequired) or 400 <= exc.status_code < 500:
         return 1008
     if exc.status_code == 503:
         return 1013
