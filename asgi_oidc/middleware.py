@@ -29,6 +29,7 @@ from .errors import (
     InvalidPath,
     MalformedToken,
     OIDCError,
+    SessionEnded,
 )
 from .flow import Flow, FlowError, query_params
 from .principal import ANONYMOUS, AuthCredentials, Principal, principal_from_claims
@@ -172,7 +173,8 @@ class OIDCMiddleware:
             old_sid = self.sessions.sid_from_cookie(old) if old else None
             return await self.flow.callback(scope["query_string"], cookies, old_sid)
         if raw_path == self._logout_path:
-            session = await self._session(_cookies(scope))
+            # Signing out needs no fresh tokens, nor a provider that is up.
+            session = await self._session(_cookies(scope), refresh=False)
             return await self.flow.logout(session.record if session else None, html_wanted)
         if raw_path == self._backchannel_path:
             return await self.backchannel.handle(scope, receive)
@@ -244,13 +246,17 @@ class OIDCMiddleware:
             return None, AuthCredentials()
         return session.principal, session.auth
 
-    async def _session(self, cookies: dict[str, str]) -> Session | None:
+    async def _session(self, cookies: dict[str, str], *, refresh: bool = True) -> Session | None:
         value = cookies.get(self._cookie_name)
         if not value:
             return None
         session = await self.sessions.load(value)
-        if session is not None and self.refresher.due(session.record):
-            session = await self.refresher.refresh(session)
+        if refresh and session is not None and self.refresher.due(session.record):
+            try:
+                session = await self.refresher.refresh(session)
+            except SessionEnded:
+                # Refused: no session, so a navigation logs in again (API: 401).
+                return None
         return session
 
     async def _bearer_principal(self, token: str) -> Principal:

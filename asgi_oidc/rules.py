@@ -360,7 +360,9 @@ class Policy:
     matches) and all of ``require`` matches and none of ``exclude`` matches.
 
     ``path`` is ``/exact/path``, ``/prefix/*`` (the prefix itself and all
-    below) or ``/*``. A policy with no selector at all is refused: write
+    below) or ``/*``; it is checked as a pattern when the policy goes into a
+    :class:`RuleSet` (a per-route guard's policy has a label there instead).
+    A policy with no selector at all is refused: write
     ``include=[everyone()]`` to allow any signed-in user.
     """
 

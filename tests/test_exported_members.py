@@ -7,9 +7,7 @@ import asgi_oidc
 
 def test_all_is_sorted_and_complete() -> None:
     public = {name for name in dir(asgi_oidc) if not name.startswith("_")}
-    modules = {
-        name for name in public if type(getattr(asgi_oidc, name)).__name__ == "module"
-    }
+    modules = {name for name in public if type(getattr(asgi_oidc, name)).__name__ == "module"}
     assert asgi_oidc.__all__ == sorted(asgi_oidc.__all__)
     assert set(asgi_oidc.__all__) == (public - modules) | {"rules"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI, Request, WebSocket
@@ -24,22 +24,27 @@ def build() -> FastAPI:
         return {"sub": user.sub}
 
     @app.get("/me-depends")
-    async def me_depends(user: Principal = Depends(current_user)) -> dict[str, Any]:
+    async def me_depends(user: Annotated[Principal, Depends(current_user)]) -> dict[str, Any]:
         return {"sub": user.sub}
 
     @app.get("/admin")
-    async def admin(user: Principal = Depends(require(group("admins")))) -> dict[str, Any]:
+    async def admin(
+        user: Annotated[Principal, Depends(require(group("admins")))],
+    ) -> dict[str, Any]:
         return {"sub": user.sub}
 
     @app.get("/finance")
     async def finance(
-        user: Principal = Depends(
-            require(
-                include=[email_domain("corp.com")],
-                require=[claim("department", "finance")],
-                exclude=[email("mallory@corp.com")],
-            )
-        ),
+        user: Annotated[
+            Principal,
+            Depends(
+                require(
+                    include=[email_domain("corp.com")],
+                    require=[claim("department", "finance")],
+                    exclude=[email("mallory@corp.com")],
+                )
+            ),
+        ],
     ) -> dict[str, Any]:
         return {"sub": user.sub}
 
@@ -49,12 +54,14 @@ def build() -> FastAPI:
 
     @app.get("/policy")
     async def policy(
-        user: Principal = Depends(require(Policy("/policy", include=[everyone()]))),
+        user: Annotated[Principal, Depends(require(Policy("/policy", include=[everyone()])))],
     ) -> dict[str, Any]:
         return {"sub": user.sub}
 
     @app.websocket("/ws")
-    async def socket(websocket: WebSocket, user: Principal = Depends(require(group("admins")))) -> None:
+    async def socket(
+        websocket: WebSocket, user: Annotated[Principal, Depends(require(group("admins")))]
+    ) -> None:
         await websocket.accept()
         await websocket.send_text(user.sub)
         await websocket.close()

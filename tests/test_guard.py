@@ -286,15 +286,17 @@ async def test_guard_passes_lifespan_through() -> None:
         assert message["type"] == "lifespan.startup"
         await send({"type": "lifespan.startup.complete"})
 
-    sent: list[Message] = []
+    sent: list[Any] = []
 
-    async def receive() -> Message:
+    async def receive() -> Any:
         return {"type": "lifespan.startup"}
 
-    async def send(message: Message) -> None:
+    async def send(message: Any) -> None:
         sent.append(message)
 
     # No middleware marker in a lifespan scope: the guard must not ask for one.
-    await Guard(app, group("admins"))({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    await Guard(app, group("admins"))(
+        {"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send
+    )
     assert seen == ["lifespan"]
     assert sent == [{"type": "lifespan.startup.complete"}]

@@ -32,7 +32,9 @@ DOMAINS = ["corp.com", "CORP.io", "other.org"]
 GROUPS = ["admins", "staff", "Admins"]
 DEPARTMENTS = ["finance", "exec", "hr"]
 
-addresses = st.builds(lambda l, d: f"{l}@{d}", st.sampled_from(LOCALS), st.sampled_from(DOMAINS))
+addresses = st.builds(
+    lambda local, domain: f"{local}@{domain}", st.sampled_from(LOCALS), st.sampled_from(DOMAINS)
+)
 claim_values = st.one_of(st.sampled_from(DEPARTMENTS), st.integers(0, 2), st.booleans())
 
 
@@ -125,9 +127,12 @@ def ref_policy_for(policies: list[Policy], path: str) -> Policy | None:
             return policy
     best: Policy | None = None
     for policy in policies:
-        if policy.path.endswith("*") and ref_matches(policy.path, path):
-            if best is None or len(policy.path) > len(best.path):
-                best = policy
+        if (
+            policy.path.endswith("*")
+            and ref_matches(policy.path, path)
+            and (best is None or len(policy.path) > len(best.path))
+        ):
+            best = policy
     return best
 
 

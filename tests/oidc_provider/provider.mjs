@@ -24,6 +24,15 @@
 //   claims                scope -> claim names (default below)
 //   accessTokenTtl        seconds (default 3600); idTokenTtl, sessionTtl,
 //                         refreshTokenTtl likewise
+//   rotateRefreshToken    true: every refresh answers a new refresh token and
+//                         consumes the old one (reusing a consumed one revokes
+//                         the grant); default: oidc-provider's own rule (no
+//                         rotation for confidential clients early in the
+//                         token's life)
+//   userinfoSubjects      login name -> another `sub` that UserInfo (/me)
+//                         answers for that login (the ID token keeps the
+//                         login); a misbehaving provider, for the relying
+//                         party's Core 5.3.2 check
 //
 // Prints one line `READY <issuer>` on stdout once listening; exits 0 on
 // SIGTERM or SIGINT.
@@ -77,9 +86,16 @@ const host = '127.0.0.1';
 const issuer = `http://${host}:${config.port}`;
 const accounts = config.accounts ?? {};
 
-async function findAccount(_ctx, sub) {
-  const known = Object.prototype.hasOwnProperty.call(accounts, sub);
-  const profile = known ? accounts[sub] : { email: `${sub}@example.com` };
+const userinfoSubjects = config.userinfoSubjects ?? {};
+
+async function findAccount(ctx, login) {
+  // UserInfo answers with `sub: accountId`; a configured override makes it
+  // name someone else (the access token and grant still belong to `login`).
+  const sub = ctx?.oidc?.route === 'userinfo'
+    && Object.prototype.hasOwnProperty.call(userinfoSubjects, login)
+    ? userinfoSubjects[login] : login;
+  const known = Object.prototype.hasOwnProperty.call(accounts, login);
+  const profile = known ? accounts[login] : { email: `${login}@example.com` };
   return {
     accountId: sub,
     // The provider keeps only the claims that the granted scopes (and the
@@ -121,6 +137,8 @@ const provider = new Provider(issuer, {
     const { dispatcher: _ssrfGuard, ...rest } = options;
     return globalThis.fetch(url, rest);
   },
+  ...(config.rotateRefreshToken === undefined
+    ? {} : { rotateRefreshToken: Boolean(config.rotateRefreshToken) }),
   ttl: {
     AccessToken: seconds(config.accessTokenTtl, 3600, 'accessTokenTtl'),
     IdToken: seconds(config.idTokenTtl, 3600, 'idTokenTtl'),

@@ -229,6 +229,8 @@ def run_oidc_provider(
     id_token_ttl: int | None = None,
     accounts: Mapping[str, Mapping[str, Any]] | None = None,
     claims: Mapping[str, Sequence[str]] | None = None,
+    rotate_refresh_token: bool | None = None,
+    userinfo_subjects: Mapping[str, str] | None = None,
     log_dir: Path | None = None,
     start_timeout: float = START_TIMEOUT,
 ) -> Iterator[OidcProviderProcess]:
@@ -239,6 +241,11 @@ def run_oidc_provider(
     (unknown logins get only ``email: <login>@example.com``). ``claims``: scope → claim
     names (default :data:`DEFAULT_SCOPE_CLAIMS`). ``conform_id_token_claims=False``
     puts the scopes' claims in the ID token too. TTLs are in seconds.
+    ``rotate_refresh_token=True``: every refresh answers a new refresh token and
+    consumes the old one (oidc-provider revokes the grant when a consumed one is
+    used again); ``None`` keeps oidc-provider's rule. ``userinfo_subjects``: login
+    name → the ``sub`` UserInfo answers instead (the ID token keeps the login), to
+    play a provider whose UserInfo names someone else.
     """
     node = check_prerequisites()
     config: dict[str, Any] = {
@@ -252,6 +259,10 @@ def run_oidc_provider(
         config["idTokenTtl"] = id_token_ttl
     if claims is not None:
         config["claims"] = {scope: list(names) for scope, names in claims.items()}
+    if rotate_refresh_token is not None:
+        config["rotateRefreshToken"] = rotate_refresh_token
+    if userinfo_subjects is not None:
+        config["userinfoSubjects"] = dict(userinfo_subjects)
 
     with contextlib.ExitStack() as stack:
         if log_dir is None:

@@ -1,0 +1,574 @@
+"""In-process measurements: the apps called directly as ASGI callables, no server.
+
+(a) the cost of one authenticated request to a guarded path, per stack;
+(c) the middleware's share of a login callback;
+(d) ID-token validation alone;
+(e) how (a) changes with the number of path rules and of sessions in Redis;
+and the micro-benchmarks of each step of the per-request path.
+
+Every timing is the median over several batches of back-to-back calls on one
+event loop (uvloop when the caller runs one), each batch after a
+``gc.collect()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import json
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import redis
+
+from asgi_oidc import MemoryStore, OIDCMiddleware
+from asgi_oidc.cookies import CookieSigner, parse_cookies
+from asgi_oidc.principal import principal_from_claims
+from asgi_oidc.responses import wants_html
+from asgi_oidc.rules import PathPatterns, load_rules, normalize_path
+from asgi_oidc.sessions import SessionRecord
+from asgi_oidc.testing import DevProvider
+
+from .apps import BENCH_PATH, ASGIApp, Message, Receive, Scope, Send, echo_app, peer_app
+from .support import (
+    APP_ORIGIN,
+    CLIENT_ID,
+    COOKIE_SECRET,
+    HTML,
+    IN_PROCESS_ISSUER,
+    PEER_SECRET,
+    USER,
+    authorize_in_process,
+    begin_login_in_process,
+    call,
+    login_in_process,
+    new_provider,
+    oidc_settings,
+    peer_cookie,
+    request_scope,
+)
+
+__all__ = [
+    "OTHER_COOKIES",
+    "Stack",
+    "Timing",
+    "callback_cost",
+    "fill_sessions",
+    "id_token_validation",
+    "inprocess_stacks",
+    "micro_benchmarks",
+    "oidc_stack",
+    "per_request",
+    "request_headers",
+    "rules_scaling",
+    "time_async",
+    "time_sync",
+]
+
+#: Cookies another app on the same site set; every stack parses past them.
+OTHER_COOKIES = "_ga=GA1.1.1234567890.1700000000; theme=dark"
+
+
+def request_headers(cookie: str | None) -> list[tuple[bytes, bytes]]:
+    """What an API client (fetch from the app's own page) sends, after ``host``.
+
+    The same headers go to wrk in the server runs.
+    """
+    headers = [
+        (b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) bench/1.0"),
+        (b"accept", b"application/json"),
+        (b"accept-encoding", b"gzip, deflate"),
+    ]
+    if cookie is not None:
+        headers.append((b"cookie", f"{OTHER_COOKIES}; {cookie}".encode()))
+    return headers
+
+
+@dataclass
+class Timing:
+    """Nanoseconds per call: the median and the fastest of the batches."""
+
+    median_ns: float
+    best_ns: float
+    calls: int
+    status: int = 200
+
+    @property
+    def us(self) -> float:
+        """The median in microseconds."""
+        return self.median_ns / 1000
+
+
+def _summarize(per_call: Sequence[float], calls: int, status: int = 200) -> Timing:
+    return Timing(statistics.median(per_call), min(per_call), calls, status)
+
+
+def _calibrate(one_round: Callable[[int], float], seconds: float, batches: int) -> int:
+    """Calls per batch so that the batches take about ``seconds`` in all."""
+    n = 1
+    spent = one_round(n)
+    while spent < 0.02 and n < 1 << 22:
+        n *= 4
+        spent = one_round(n)
+    return max(1, int(n * (seconds / batches) / max(spent, 1e-9)))
+
+
+def time_sync(
+    function: Callable[[], object],
+    *,
+    seconds: float = 0.2,
+    batches: int = 5,
+    iterations: int | None = None,
+) -> Timing:
+    """Time a synchronous call."""
+
+    def one_round(n: int) -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            function()
+        return (time.perf_counter_ns() - start) / 1e9
+
+    n = iterations or _calibrate(one_round, seconds, batches)
+    per_call = []
+    for _ in range(batches):
+        gc.collect()
+        per_call.append(one_round(n) * 1e9 / n)
+    return _summarize(per_call, n * batches)
+
+
+async def time_async(
+    function: Callable[[], Awaitable[object]],
+    *,
+    seconds: float = 0.2,
+    batches: int = 5,
+    iterations: int | None = None,
+) -> Timing:
+    """Time an awaited call (the calibration runs it too, as warm-up)."""
+
+    async def one_round(n: int) -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await function()
+        return (time.perf_counter_ns() - start) / 1e9
+
+    if iterations is None:
+        n = 1
+        spent = await one_round(n)
+        while spent < 0.02 and n < 1 << 22:
+            n *= 4
+            spent = await one_round(n)
+        n = max(1, int(n * (seconds / batches) / max(spent, 1e-9)))
+    else:
+        n = iterations
+        await one_round(min(n, 10))
+    per_call = []
+    for _ in range(batches):
+        gc.collect()
+        per_call.append(await one_round(n) * 1e9 / n)
+    return _summarize(per_call, n * batches)
+
+
+class _Collector:
+    """An ASGI ``send`` that keeps the last status."""
+
+    __slots__ = ("status",)
+
+    def __init__(self) -> None:
+        self.status = 0
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def per_request(
+    app: ASGIApp,
+    headers: Sequence[tuple[bytes, bytes]],
+    *,
+    seconds: float = 0.25,
+    batches: int = 5,
+    iterations: int | None = None,
+) -> Timing:
+    """(a): one GET of the guarded path, called as ASGI with a fresh scope
+    (a shallow copy of one built like uvicorn's) each time."""
+    template = request_scope(BENCH_PATH, headers=headers)
+    collector = _Collector()
+    receive: Receive = _receive
+    send: Send = collector
+
+    async def one() -> None:
+        await app(template.copy(), receive, send)
+
+    timing = await time_async(one, seconds=seconds, batches=batches, iterations=iterations)
+    timing.status = collector.status
+    return timing
+
+
+# -- the stacks ------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    """One app as measured in-process, with the headers that authenticate it."""
+
+    key: str
+    label: str
+    app: ASGIApp
+    headers: list[tuple[bytes, bytes]]
+    middleware: OIDCMiddleware | None = None
+    cookie: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        """Close the middleware's HTTP client and store."""
+        if self.middleware is not None:
+            await self.middleware.aclose()
+
+
+class _TimedApp:
+    """Wraps the provider to add up the time spent inside it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.ns = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter_ns()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.ns += time.perf_counter_ns() - start
+
+
+def in_process_provider() -> DevProvider:
+    """The provider at ``https://idp.test``, reached through ``httpx.ASGITransport``."""
+    return new_provider(IN_PROCESS_ISSUER, [f"{APP_ORIGIN}/oauth2/callback"])
+
+
+async def oidc_stack(
+    key: str,
+    label: str,
+    provider: DevProvider,
+    *,
+    redis_url: str | None = None,
+    rules: int = 1,
+    **overrides: Any,
+) -> Stack:
+    """``echo_app`` behind ``OIDCMiddleware``, logged in once through ``provider``."""
+    timed = _TimedApp(provider)
+    settings = oidc_settings(
+        IN_PROCESS_ISSUER, f"{APP_ORIGIN}/oauth2/callback", rules=rules, **overrides
+    )
+    if redis_url is not None:
+        settings["redis_url"] = redis_url
+    else:
+        settings.setdefault("store", MemoryStore())
+    middleware = OIDCMiddleware(
+        echo_app, http_transport=httpx.ASGITransport(app=timed), **settings
+    )
+    cookie = await login_in_process(middleware, provider)
+    return Stack(
+        key,
+        label,
+        middleware,
+        request_headers(cookie),
+        middleware=middleware,
+        cookie=cookie,
+        extra={"provider_timer": timed},
+    )
+
+
+async def inprocess_stacks(provider: DevProvider, redis_url: str | None) -> list[Stack]:
+    """bare, peer, OIDC with MemoryStore, and (with a Redis) OIDC with RedisStore
+    with the in-process session cache on and off."""
+    stacks = [
+        Stack("bare", "bare ASGI app", echo_app, request_headers(None)),
+        Stack(
+            "peer",
+            "peer: SessionMiddleware + session-user check",
+            peer_app(echo_app, PEER_SECRET),
+            request_headers(await peer_cookie(provider)),
+        ),
+        await oidc_stack("oidc-memory", "OIDCMiddleware, MemoryStore", provider),
+    ]
+    if redis_url is not None:
+        stacks.append(
+            await oidc_stack(
+                "oidc-redis", "OIDCMiddleware, RedisStore, cache on", provider, redis_url=redis_url
+            )
+        )
+        stacks.append(
+            await oidc_stack(
+                "oidc-redis-nocache",
+                "OIDCMiddleware, RedisStore, cache off",
+                provider,
+                redis_url=redis_url,
+                session_cache_ttl=0,
+            )
+        )
+    return stacks
+
+
+# -- (c) the login callback ------------------------------------------------------------
+
+
+@dataclass
+class CallbackCost:
+    """(c): microseconds per login callback, median over the logins."""
+
+    total_us: float
+    provider_us: float
+    middleware_us: float
+    token_request_us: float
+    token_request_provider_us: float
+    state_take_us: float
+    id_token_us: float
+    session_write_us: float
+    logins: int
+
+    @property
+    def token_client_us(self) -> float:
+        """The token request minus the provider's own time in it."""
+        return self.token_request_us - self.token_request_provider_us
+
+
+async def callback_cost(stack: Stack, provider: DevProvider, *, logins: int = 60) -> CallbackCost:
+    """Time whole callbacks and, separately, the steps the middleware takes in one.
+
+    The token endpoint is the in-process provider behind ``httpx.ASGITransport``;
+    the time spent inside it (signing the tokens, mostly) is measured by
+    wrapping it and subtracted.
+    """
+    middleware = stack.middleware
+    assert middleware is not None
+    timer: _TimedApp = stack.extra["provider_timer"]
+    totals: list[float] = []
+    inside: list[float] = []
+    for index in range(logins + 3):
+        location, state_cookie = await begin_login_in_process(middleware)
+        callback = urlsplit(await authorize_in_process(provider, location))
+        scope = request_scope(
+            callback.path,
+            query=callback.query.encode(),
+            headers=[HTML, (b"cookie", state_cookie.encode())],
+        )
+        gc.collect()
+        timer.ns = 0
+        start = time.perf_counter_ns()
+        response = await call(middleware, scope)
+        elapsed = time.perf_counter_ns() - start
+        if response.status != 302:
+            raise RuntimeError(f"callback answered {response.status}")
+        if index >= 3:  # the first ones fetch metadata and keys
+            totals.append(elapsed / 1000)
+            inside.append(timer.ns / 1000)
+    total = statistics.median(totals)
+    provider_share = statistics.median(inside)
+    middleware_share = statistics.median(t - p for t, p in zip(totals, inside, strict=True))
+
+    # The steps, one by one.
+    store = middleware.store
+    prefix = middleware.config.key_prefix
+    counter = iter(range(1 << 30))
+
+    async def take_state() -> None:
+        key = f"{prefix}state:bench-{next(counter)}"
+        await store.put(key, b'{"nonce":"n","verifier":"v","binding":"b"}', 600)
+        json.loads(await store.take(key) or b"{}")
+
+    put_only = await time_async(
+        lambda: store.put(f"{prefix}state:bench-put-{next(counter)}", b"{}", 600),
+        seconds=0.1,
+    )
+    take = await time_async(take_state, seconds=0.1)
+
+    validator = middleware.provider.validator
+    id_token = provider.id_token(USER.sub, audience=CLIENT_ID, nonce="bench-nonce")
+    validation = await time_async(
+        lambda: validator.validate_id_token(id_token, nonce="bench-nonce"), seconds=0.15
+    )
+    claims = await validator.validate_id_token(id_token, nonce="bench-nonce")
+
+    async def write_session() -> None:
+        await middleware.sessions.create(
+            claims,
+            id_token=id_token,
+            access_token="a" * 40,
+            refresh_token=None,
+            expires_in=3600.0,
+        )
+
+    write = await time_async(write_session, seconds=0.1)
+
+    token_times: list[float] = []
+    token_inside: list[float] = []
+    for _ in range(min(logins, 40)):
+        location, _cookie = await begin_login_in_process(middleware)
+        state = dict(parse_qsl(urlsplit(location).query))["state"]
+        record = json.loads(await store.get(f"{prefix}state:{state}") or b"{}")
+        callback = urlsplit(await authorize_in_process(provider, location))
+        code = dict(parse_qsl(callback.query))["code"]
+        timer.ns = 0
+        start = time.perf_counter_ns()
+        await middleware.provider.exchange_code(code, record["verifier"])
+        token_times.append((time.perf_counter_ns() - start) / 1000)
+        token_inside.append(timer.ns / 1000)
+    return CallbackCost(
+        total_us=total,
+        provider_us=provider_share,
+        middleware_us=middleware_share,
+        token_request_us=statistics.median(token_times),
+        token_request_provider_us=statistics.median(token_inside),
+        state_take_us=take.us - put_only.us,
+        id_token_us=validation.us,
+        session_write_us=write.us,
+        logins=logins,
+    )
+
+
+async def id_token_validation(stack: Stack, provider: DevProvider) -> dict[str, Timing]:
+    """(d): ``TokenValidator.validate_id_token`` with the keys cached, and PyJWT's
+    ``jwt.decode`` (signature and registered claims) alone."""
+    import jwt
+
+    middleware = stack.middleware
+    assert middleware is not None
+    validator = middleware.provider.validator
+    token = provider.id_token(USER.sub, audience=CLIENT_ID, nonce="bench-nonce")
+    full = await time_async(
+        lambda: validator.validate_id_token(token, nonce="bench-nonce"), seconds=0.3
+    )
+    key = jwt.PyJWK(provider.jwks()["keys"][0])
+    decode = time_sync(
+        lambda: jwt.decode(
+            token,
+            key,
+            algorithms=["RS256"],
+            issuer=provider.issuer,
+            options={"verify_aud": False},
+        ),
+        seconds=0.3,
+    )
+    return {"validate_id_token": full, "jwt.decode": decode}
+
+
+# -- (e) scaling -------------------------------------------------------------------------
+
+
+async def rules_scaling(
+    provider: DevProvider, counts: Iterable[int], *, seconds: float = 0.25
+) -> dict[int, Timing]:
+    """(a) for the MemoryStore stack with ``count`` path rules."""
+    results: dict[int, Timing] = {}
+    for count in counts:
+        stack = await oidc_stack(f"rules-{count}", f"{count} rules", provider, rules=count)
+        try:
+            results[count] = await per_request(stack.app, stack.headers, seconds=seconds)
+        finally:
+            await stack.aclose()
+    return results
+
+
+_FILL = """
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2])
+end
+return #KEYS
+"""
+
+
+def fill_sessions(redis_url: str, count: int, *, prefix: str = "asgi_oidc:") -> float:
+    """Add ``count`` session keys ``<prefix>session:<sid>``, each sid 43
+    URL-safe base64 characters like a real one (``secrets.token_urlsafe(32)``),
+    10,000 per Lua call; values are a small placeholder record, TTL one hour.
+    Returns the seconds it took."""
+    start = time.perf_counter()
+    chunk = 10_000
+    value = json.dumps({"v": 1, "placeholder": True}).encode()
+    with redis.Redis.from_url(redis_url, socket_timeout=60) as client:
+        script = client.register_script(_FILL)
+        done = 0
+        while done < count:
+            n = min(chunk, count - done)
+            blob = base64.urlsafe_b64encode(os.urandom(33 * n)).decode()
+            keys = [f"{prefix}session:{blob[i * 44 : i * 44 + 43]}" for i in range(n)]
+            script(keys=keys, args=[value, 3_600_000], client=client)
+            done += n
+    return time.perf_counter() - start
+
+
+def session_count(redis_url: str, prefix: str = "asgi_oidc:") -> int:
+    """How many keys the Redis holds (every one is a session here)."""
+    with redis.Redis.from_url(redis_url, socket_timeout=10) as client:
+        return int(client.dbsize())
+
+
+# -- the micro-benchmarks of the per-request path ------------------------------------------
+
+
+async def micro_benchmarks(stack: Stack, *, seconds: float = 0.15) -> list[tuple[str, Timing, str]]:
+    """Each step the guard takes on an authenticated request, timed alone,
+    with ``(name, timing, when it runs)``."""
+    middleware = stack.middleware
+    assert middleware is not None and stack.cookie is not None
+    config = middleware.config
+    scope = request_scope(BENCH_PATH, headers=stack.headers)
+    header = dict(stack.headers)[b"cookie"]
+    cookie_value = stack.cookie.split("=", 1)[1]
+    signer = CookieSigner(COOKIE_SECRET, "session")
+    session = await middleware.sessions.load(cookie_value)
+    assert session is not None
+    record = session.record
+    raw_record = record.to_bytes()
+    rules = load_rules(oidc_settings(IN_PROCESS_ISSUER, APP_ORIGIN)["rules"])
+    public = PathPatterns(config.public_paths)
+    policy = rules.policy_for(BENCH_PATH)
+    assert policy is not None
+    principal = session.principal
+    sessions = middleware.sessions
+    refresher = middleware.refresher
+
+    def scan_headers() -> None:
+        for name, _value in scope["headers"]:
+            if name == b"authorization":
+                break
+
+    def build_principal() -> None:
+        principal_from_claims(
+            record.claims,
+            email_claim=config.email_claim,
+            groups_claim=config.groups_claim,
+            custom_claims=config.claims,
+            session_id=record.sid,
+        )
+
+    steps: list[tuple[str, Timing, str]] = [
+        ("scan headers for Accept (wants_html)", time_sync(lambda: wants_html(scope)), "every"),
+        ("scan headers for Authorization (bearer)", time_sync(scan_headers), "every"),
+        ("parse the Cookie header (parse_cookies)", time_sync(lambda: parse_cookies(header)), "every"),
+        ("normalize_path", time_sync(lambda: normalize_path(BENCH_PATH)), "every (x3 with rules)"),
+        (
+            "session cache hit (SessionManager.load)",
+            await time_async(lambda: sessions.load(cookie_value), seconds=seconds),
+            "every (hit)",
+        ),
+        ("refresh due? (Refresher.due)", time_sync(lambda: refresher.due(record)), "every"),
+        ("rule lookup (RuleSet.policy_for)", time_sync(lambda: rules.policy_for(BENCH_PATH)), "every"),
+        ("public_paths check (PathPatterns.matches)", time_sync(lambda: public.matches(BENCH_PATH)), "every"),
+        ("rule evaluation (Policy.allows)", time_sync(lambda: policy.allows(principal)), "every"),
+        ("signature check (CookieSigner.unsign)", time_sync(lambda: signer.unsign(cookie_value)), "cache miss"),
+        ("record parse (SessionRecord.from_bytes)", time_sync(lambda: SessionRecord.from_bytes(raw_record)), "cache miss"),
+        ("principal building (principal_from_claims)", time_sync(build_principal), "cache miss"),
+        ("Session build (SessionManager.build)", time_sync(lambda: sessions.build(record)), "cache miss"),
+    ]  # fmt: skip
+    return steps
