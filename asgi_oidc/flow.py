@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -105,7 +106,7 @@ class Flow:
         return set_cookie(
             self._config.session_cookie_name,
             self._sessions.cookie_value(record.sid),
-            max_age=int(self._config.session_ttl),
+            max_age=math.ceil(self._config.session_ttl),  # never 0: that deletes it
             secure=self._secure,
         )
 
@@ -138,7 +139,7 @@ class Flow:
         cookie = set_cookie(
             self.state_cookie_name(state),
             binding,
-            max_age=int(self._config.state_ttl),
+            max_age=math.ceil(self._config.state_ttl),
             secure=self._secure,
         )
         return redirect(url, [cookie])

@@ -149,21 +149,24 @@ class OIDCMiddleware:
     ) -> None:
         html_wanted = wants_html(scope)
         try:
-            response = await self._handle_http(scope, receive, send, html_wanted)
+            response = await self._guard_http(scope, receive, html_wanted)
         except FlowError as exc:
             response = error_response(exc.error, html_wanted=html_wanted, cookies=exc.cookies)
         except OIDCError as exc:
             response = error_response(exc, html_wanted=html_wanted)
-        if response is not None:
+        except Exception:
+            # A bug of ours must still fail closed, with no detail to the client.
+            logger.exception("asgi_oidc: unexpected error while guarding a request")
+            response = error_response(OIDCError("unexpected error"), html_wanted=html_wanted)
+        if response is None:
+            await self.app(scope, receive, send)
+        else:
             await response.send(send)
 
-    async def _handle_http(
-        self,
-        scope: HTTPScope,
-        receive: ASGIReceiveCallable,
-        send: ASGISendCallable,
-        html_wanted: bool,
+    async def _guard_http(
+        self, scope: HTTPScope, receive: ASGIReceiveCallable, html_wanted: bool
     ) -> Response | None:
+        """A response of the middleware's own, or ``None`` to call the app."""
         if not self._started:
             await self._start()
         raw_path = scope["path"]
@@ -173,8 +176,7 @@ class OIDCMiddleware:
             old_sid = self.sessions.sid_from_cookie(old) if old else None
             return await self.flow.callback(scope["query_string"], cookies, old_sid)
         if raw_path == self._logout_path:
-            # Signing out needs no fresh tokens, nor a provider that is up.
-            session = await self._session(_cookies(scope), refresh=False)
+            session = await self._session(_cookies(scope))
             return await self.flow.logout(session.record if session else None, html_wanted)
         if raw_path == self._backchannel_path:
             return await self.backchannel.handle(scope, receive)
@@ -198,39 +200,46 @@ class OIDCMiddleware:
             scope["user"] = principal  # type: ignore[typeddict-unknown-key]
             scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
         scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
-        await self.app(scope, receive, send)
         return None
 
     async def _websocket(
         self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         try:
-            if not self._started:
-                await self._start()
-            path = normalize_path(scope["path"])
-            if path is None:
-                raise InvalidPath("unacceptable path")
-            principal, auth = await self._authenticate(scope)
-            if principal is None:
-                if not self._public.matches(path):
-                    raise AuthenticationRequired("no session")
-                scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
-                scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
+            await self._guard_websocket(scope)
+        except Exception as exc:
+            if isinstance(exc, OIDCError):
+                error = exc
+                error_response(exc, html_wanted=False)  # logs it, in the one place
             else:
-                self._authorize(principal, path)
-                scope["user"] = principal  # type: ignore[typeddict-unknown-key]
-                scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
-        except OIDCError as exc:
-            error_response(exc, html_wanted=False)  # logs it, in the one place
+                logger.exception("asgi_oidc: unexpected error while guarding a websocket")
+                error = OIDCError("unexpected error")
             message = await receive()
             if message["type"] == "websocket.connect":
                 # Closing before accept: the server answers the handshake with 403.
                 await send(
-                    {"type": "websocket.close", "code": websocket_close_code(exc), "reason": ""}
+                    {"type": "websocket.close", "code": websocket_close_code(error), "reason": ""}
                 )
             return
-        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
         await self.app(scope, receive, send)
+
+    async def _guard_websocket(self, scope: WebSocketScope) -> None:
+        if not self._started:
+            await self._start()
+        path = normalize_path(scope["path"])
+        if path is None:
+            raise InvalidPath("unacceptable path")
+        principal, auth = await self._authenticate(scope)
+        if principal is None:
+            if not self._public.matches(path):
+                raise AuthenticationRequired("no session")
+            scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
+            scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
+        else:
+            self._authorize(principal, path)
+            scope["user"] = principal  # type: ignore[typeddict-unknown-key]
+            scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
+        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
 
     # -- authentication and authorization ------------------------------------
 

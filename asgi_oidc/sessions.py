@@ -243,7 +243,9 @@ class SessionManager:
             await self._store.expire(self._session_key(sid), record.expires_at - now)
         session = self.build(record)
         if self._cache_ttl > 0 and self._cache_size > 0:
-            lifetime = min(self._cache_ttl, record.expires_at - now)
+            # A hit does not slide the idle timeout in the store: entries live
+            # at most half of it, so active sessions still reach the store.
+            lifetime = min(self._cache_ttl, self._idle / 2, record.expires_at - now)
             if record.access_expires_at is not None:
                 lifetime = min(
                     lifetime, record.access_expires_at - self._config.refresh_margin - now

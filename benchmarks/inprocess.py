@@ -19,7 +19,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -59,6 +59,7 @@ __all__ = [
     "Stack",
     "Timing",
     "callback_cost",
+    "compare",
     "fill_sessions",
     "id_token_validation",
     "inprocess_stacks",
@@ -103,6 +104,11 @@ class Timing:
     def us(self) -> float:
         """The median in microseconds."""
         return self.median_ns / 1000
+
+    @property
+    def best_us(self) -> float:
+        """The fastest batch, in microseconds."""
+        return self.best_ns / 1000
 
 
 def _summarize(per_call: Sequence[float], calls: int, status: int = 200) -> Timing:
@@ -191,6 +197,26 @@ async def _receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+def _batch(
+    app: ASGIApp, headers: Sequence[tuple[bytes, bytes]]
+) -> tuple[Callable[[int], Awaitable[float]], _Collector]:
+    """A coroutine function running ``n`` GETs of the guarded path, called as
+    ASGI with a fresh scope (a shallow copy of one built like uvicorn's) each
+    time; it returns the seconds they took."""
+    template = request_scope(BENCH_PATH, headers=headers)
+    collector = _Collector()
+    receive: Receive = _receive
+    send: Send = collector
+
+    async def run(n: int) -> float:
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            await app(template.copy(), receive, send)
+        return (time.perf_counter_ns() - start) / 1e9
+
+    return run, collector
+
+
 async def per_request(
     app: ASGIApp,
     headers: Sequence[tuple[bytes, bytes]],
@@ -199,19 +225,44 @@ async def per_request(
     batches: int = 5,
     iterations: int | None = None,
 ) -> Timing:
-    """(a): one GET of the guarded path, called as ASGI with a fresh scope
-    (a shallow copy of one built like uvicorn's) each time."""
-    template = request_scope(BENCH_PATH, headers=headers)
-    collector = _Collector()
-    receive: Receive = _receive
-    send: Send = collector
+    """(a) for one app: the cost of one authenticated GET of the guarded path."""
+    timings = await compare(
+        {"app": (app, headers)}, seconds=seconds, rounds=batches, iterations=iterations
+    )
+    return timings["app"]
 
-    async def one() -> None:
-        await app(template.copy(), receive, send)
 
-    timing = await time_async(one, seconds=seconds, batches=batches, iterations=iterations)
-    timing.status = collector.status
-    return timing
+async def compare(
+    apps: Mapping[str, tuple[ASGIApp, Sequence[tuple[bytes, bytes]]]],
+    *,
+    seconds: float = 0.25,
+    rounds: int = 7,
+    iterations: int | None = None,
+) -> dict[str, Timing]:
+    """(a) for several apps, interleaved: each round runs one batch of every
+    app in turn, so that a load elsewhere on the machine hits them alike.
+    ``seconds`` is about the time spent on each app."""
+    runs = {key: _batch(app, headers) for key, (app, headers) in apps.items()}
+    sizes: dict[str, int] = {}
+    for key, (run, _collector) in runs.items():
+        if iterations is not None:
+            sizes[key] = iterations
+            await run(min(iterations, 10))
+            continue
+        n = 1
+        spent = await run(n)
+        while spent < 0.01 and n < 1 << 22:
+            n *= 4
+            spent = await run(n)
+        sizes[key] = max(1, int(n * (seconds / rounds) / max(spent, 1e-9)))
+    per_call: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(rounds):
+        for key, (run, _collector) in runs.items():
+            gc.collect()
+            per_call[key].append(await run(sizes[key]) * 1e9 / sizes[key])
+    return {
+        key: _summarize(per_call[key], sizes[key] * rounds, runs[key][1].status) for key in runs
+    }
 
 
 # -- the stacks ------------------------------------------------------------------
@@ -467,16 +518,21 @@ async def id_token_validation(stack: Stack, provider: DevProvider) -> dict[str, 
 
 async def rules_scaling(
     provider: DevProvider, counts: Iterable[int], *, seconds: float = 0.25
-) -> dict[int, Timing]:
-    """(a) for the MemoryStore stack with ``count`` path rules."""
-    results: dict[int, Timing] = {}
-    for count in counts:
-        stack = await oidc_stack(f"rules-{count}", f"{count} rules", provider, rules=count)
-        try:
-            results[count] = await per_request(stack.app, stack.headers, seconds=seconds)
-        finally:
+) -> tuple[Timing, dict[int, Timing]]:
+    """(a) for the MemoryStore stack with ``count`` path rules each, interleaved
+    with the bare app; returns the bare app's timing and each count's."""
+    stacks = {
+        count: await oidc_stack(f"rules-{count}", f"{count} rules", provider, rules=count)
+        for count in counts
+    }
+    try:
+        apps = {"bare": (echo_app, request_headers(None))}
+        apps.update({str(count): (stack.app, stack.headers) for count, stack in stacks.items()})
+        timings = await compare(apps, seconds=seconds)
+    finally:
+        for stack in stacks.values():
             await stack.aclose()
-    return results
+    return timings["bare"], {count: timings[str(count)] for count in stacks}
 
 
 _FILL = """

@@ -373,3 +373,27 @@ async def test_nothing_secret_in_logs(
     assert body["access_token"] not in text
     assert cookie.split(".")[0] not in text
     assert "s3cret" not in text
+
+
+class _BrokenStore(MemoryStore):
+    """A store with a bug: not a StoreUnavailable, just an exception."""
+
+    async def get_and_expire(self, key: str, ttl: float) -> bytes | None:
+        raise RuntimeError("secret-detail-from-a-bug")
+
+
+async def test_a_bug_of_ours_fails_closed_without_detail(dev_provider: DevProvider) -> None:
+    called: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(True)
+        await echo_app(scope, receive, send)
+
+    middleware = OIDCMiddleware(app, **settings_for(dev_provider, store=_BrokenStore()))
+    async with app_client(middleware) as client:
+        client.cookies.set("__Host-asgi_oidc", middleware.sessions.cookie_value("a-session-id"))
+        response = await client.get("/", headers=JSON)
+    await middleware.aclose()
+    assert response.status_code == 500
+    assert "secret-detail" not in response.text
+    assert called == []

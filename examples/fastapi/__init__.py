@@ -1,0 +1,1 @@
+"""The fastapi example: see README.md next to this file."""

@@ -1,0 +1,1 @@
+"""The quart example: see README.md next to this file."""

@@ -1,0 +1,1 @@
+"""The starlette example: see README.md next to this file."""
