@@ -75,6 +75,7 @@ class OIDCMiddleware:
         self.app: ASGI3Application = guarantee_single_callable(app)  # type: ignore[no-untyped-call]
         self.config = config
         self.store: Store = _build_store(config)
+        self._owns_store = config.store is None
         self.provider = ProviderClient(config, transport=http_transport)
         self.sessions = SessionManager(config, self.store)
         self.flow = Flow(config, self.store, self.provider, self.sessions)
@@ -108,9 +109,11 @@ class OIDCMiddleware:
         return await self.sessions.end_subject(issuer or self.config.issuer, str(sub))
 
     async def aclose(self) -> None:
-        """Close the HTTP client and the store's connections."""
+        """Close the HTTP client, and the store if the middleware built it
+        (a store passed in belongs to the caller)."""
         await self.provider.aclose()
-        await self.store.close()
+        if self._owns_store:
+            await self.store.close()
 
     # -- ASGI ----------------------------------------------------------------
 
