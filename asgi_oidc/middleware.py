@@ -63,6 +63,7 @@ class OIDCMiddleware:
     def __init__(
         self,
         app: Any,
+        /,
         config: OIDCConfig | None = None,
         *,
         http_transport: httpx.AsyncBaseTransport | None = None,

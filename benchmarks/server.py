@@ -36,7 +36,7 @@ from .support import (
     taskset,
 )
 
-__all__ = ["SERVER_STACK", "ServedStack", "WrkResult", "parse_wrk", "run_wrk", "serve"]
+__all__ = ["SERVER_STACK", "Served", "ServedStack", "WrkResult", "parse_wrk", "run_wrk", "served_stacks"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +55,10 @@ class WrkResult:
     non_2xx: int
     socket_errors: int
     raw: str
+    #: The server process's CPU time per request during the run.
+    server_cpu_us: float = 0.0
+    #: The load average (1 and 5 minutes) just before the run.
+    load: str = ""
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -179,78 +183,98 @@ def served_stacks(provider: DevProvider, redis_url: str | None) -> list[ServedSt
     return stacks
 
 
-def serve(
-    stack: ServedStack,
-    provider: DevProvider,
-    *,
-    cookie: str | None,
-    seconds: int,
-    warmup: int,
-    log_dir: Path,
-    app_core: int | None = 0,
-    load_core: int | None = 1,
-) -> WrkResult:
-    """Start uvicorn for ``stack``, log in (OIDC stacks), check one request,
-    warm up, then measure with wrk; stop uvicorn."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ)
-    env.update(stack.env)
-    if stack.login:
-        redirect_uri = f"{base}/oauth2/callback"
-        provider.add_redirect_uri(CLIENT_ID, redirect_uri)
-        env["OIDC_REDIRECT_URI"] = redirect_uri
-    log = log_dir / f"uvicorn-{stack.key}.log"
-    command = [
-        *taskset(app_core),
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "benchmarks.apps:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
-        )
-    try:
-        _wait_for_port(port, process, log)
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Served:
+    """One stack served by its own uvicorn process (pinned to ``app_core``),
+    logged in once when it is an OIDC stack, measured by wrk as often as asked."""
+
+    def __init__(
+        self,
+        stack: ServedStack,
+        provider: DevProvider,
+        *,
+        cookie: str | None,
+        log_dir: Path,
+        app_core: int | None = 0,
+        load_core: int | None = 1,
+    ) -> None:
+        self.stack = stack
+        self.load_core = load_core
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        env = dict(os.environ)
+        env.update(stack.env)
         if stack.login:
-            cookie = login_over_http(base)
-        headers = [(b"host", f"127.0.0.1:{port}".encode()), *request_headers(cookie)]
-        check = httpx.get(
-            base + BENCH_PATH,
-            headers={k.decode(): v.decode() for k, v in headers},
-            trust_env=False,
-        )
-        if check.status_code != 200:
-            raise RuntimeError(f"{stack.key}: {BENCH_PATH} answered {check.status_code}")
-        if warmup:
-            run_wrk(base + BENCH_PATH, headers[1:], seconds=warmup, core=load_core)
-        result = run_wrk(base + BENCH_PATH, headers[1:], seconds=seconds, core=load_core)
+            redirect_uri = f"{self.base}/oauth2/callback"
+            provider.add_redirect_uri(CLIENT_ID, redirect_uri)
+            env["OIDC_REDIRECT_URI"] = redirect_uri
+        self.log = log_dir / f"uvicorn-{stack.key}.log"
+        command = [
+            *taskset(app_core),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "benchmarks.apps:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--workers",
+            "1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            )
+        try:
+            _wait_for_port(port, self.process, self.log)
+            if stack.login:
+                cookie = login_over_http(self.base)
+            self.headers = request_headers(cookie)
+            check = httpx.get(
+                self.base + BENCH_PATH,
+                headers={k.decode(): v.decode() for k, v in self.headers},
+                trust_env=False,
+            )
+            if check.status_code != 200:
+                raise RuntimeError(f"{stack.key}: {BENCH_PATH} answered {check.status_code}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def measure(self, seconds: int) -> WrkResult:
+        """One wrk run; also the server's CPU time per request over it."""
+        before = _cpu_seconds(self.process.pid)
+        result = run_wrk(self.base + BENCH_PATH, self.headers, seconds=seconds, core=self.load_core)
+        used = _cpu_seconds(self.process.pid) - before
         if result.non_2xx or result.socket_errors:
             raise RuntimeError(
-                f"{stack.key}: {result.non_2xx} non-2xx answers, "
+                f"{self.stack.key}: {result.non_2xx} non-2xx answers, "
                 f"{result.socket_errors} socket errors:\n{result.raw}"
             )
+        result.server_cpu_us = used * 1e6 / result.requests if result.requests else 0.0
         return result
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+    def stop(self) -> None:
+        """Stop uvicorn."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

@@ -3,6 +3,6 @@
 behind the development OpenID Provider (``scripts/demo``).
 
 Run them from the repository root (``uvicorn examples.starlette.app:app``):
-started from inside ``examples/``, the folder ``fastapi`` would hide the real
-FastAPI package.
+started from inside ``examples/``, the folders ``fastapi``, ``starlette`` and
+``quart`` would hide the real packages of those names.
 """

@@ -153,7 +153,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _text(page: str) -> str:
     """The visible text of a small HTML page, one line per block."""
-    without_tags = re.sub(r"<(br|/?(p|h1|dt|dd|dl|pre|li))\b[^>]*>", "\n", page)
+    body = re.sub(r"<head>.*?</head>", "", page, flags=re.DOTALL)
+    without_tags = re.sub(r"<(br|/?(p|h1|dt|dd|dl|pre|li))\b[^>]*>", "\n", body)
     text = html.unescape(re.sub(r"<[^>]+>", "", without_tags))
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
 
@@ -187,11 +188,11 @@ def _banner(example: str, app_url: str, idp: DevProvider) -> str:
     return f"""
 asgi_oidc demo: examples/{example}/app.py under {server}
 
-  Open  {app_url}/   (use 127.0.0.1, not localhost: the session cookie is set there)
+  Open  {app_url}/   (127.0.0.1, not localhost: the callback is registered there)
 
-  Sign in at the development provider ({idp.issuer}) as
-    alice@corp.com  (in the admins group: /admin and /api/admin/stats let her in)
-    bob@corp.com    (not an admin: those answer 403)
+  The development provider ({idp.issuer}) asks who you are; pick
+    alice  (alice@corp.com, in the admins group: /admin and /api/admin/stats let her in)
+    bob    (bob@corp.com, not an admin: those answer 403)
 
   Then try /me, /admin, /api/whoami, /api/admin/stats, and /oauth2/logout to sign out.
   Ctrl-C stops the app and the provider.

@@ -363,3 +363,25 @@ async def test_access_token_is_never_in_repr_or_logs(
     for text in (repr(principal), str(principal), repr(record), caplog.text):
         assert record.access_token not in text
         assert record.refresh_token not in text
+
+
+async def test_session_ended_while_its_refresh_is_in_flight_stays_ended(
+    instance: Factory, dev_provider: DevProvider
+) -> None:
+    app = instance()
+    async with app_client(app) as client:
+        await login(client, "alice")
+        await expire_access_token(app, client)
+        dev_provider.token_delay = 0.3
+        pending = asyncio.create_task(client.get("/", headers=JSON))
+        while dev_provider.grant_counts["refresh_token"] == 0:
+            await asyncio.sleep(0.01)  # the refresh now waits on the provider
+        # Revoked (or logged out by the provider) meanwhile: the refresh that
+        # finishes afterwards must not write the session back.
+        assert await app.revoke(sub="alice") == 1
+        during = await pending
+        after = await client.get("/", headers=JSON)
+        gone = await stored(app, client)
+    assert during.status_code == 401
+    assert after.status_code == 401
+    assert gone is None

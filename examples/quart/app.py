@@ -38,8 +38,9 @@ config = OIDCConfig.from_env(
 
 app = Quart(__name__)
 # Wrapping asgi_app keeps `app` a Quart object (app.run, app.test_client) while
-# every request, lifespan included, goes through the middleware.
-app.asgi_app = OIDCMiddleware(app.asgi_app, config)  # type: ignore[method-assign]
+# every request, lifespan included, goes through the middleware. (mypy objects
+# to replacing a method, and Quart types scopes more narrowly than ASGI does.)
+app.asgi_app = OIDCMiddleware(app.asgi_app, config)  # type: ignore[method-assign, assignment]
 
 
 def page(title: str, body: str) -> str:

@@ -269,32 +269,40 @@ async def test_refresh_at_the_providers_token_endpoint(
         assert new_access != issued["access_token"]
         assert all(answer["email"] == "alice@corp.example" for answer in answers)
 
-    refreshes = [
-        request
-        for built in (first, second)
-        for request, _ in built.outbound.to(op.token_endpoint)
-        if b"grant_type=refresh_token" in request.content
-    ]
-    assert len(refreshes) == 1
-    after = await session_record(redis_url, sid)
-    assert after is not None
-    assert after["access_token"] == new_access
-    assert after["refresh_token"] not in (None, issued["refresh_token"])  # rotated and stored
+        refreshes = [
+            request
+            for built in (first, second)
+            for request, _ in built.outbound.to(op.token_endpoint)
+            if b"grant_type=refresh_token" in request.content
+        ]
+        assert len(refreshes) == 1
+        after = await session_record(redis_url, sid)
+        assert after is not None
+        assert after["access_token"] == new_access
+        assert after["refresh_token"] not in (None, issued["refresh_token"])  # rotated, stored
 
-    async with httpx.AsyncClient(trust_env=False) as http:
-        new = await http.get(
-            op.userinfo_endpoint, headers={"authorization": f"Bearer {new_access}"}
-        )
-        assert new.status_code == 200 and new.json()["sub"] == "alice"
-        # The stored refresh token is the live one (the provider revokes the
-        # grant when a consumed one is used, so this also says no refresh ran twice).
-        again = await http.post(
-            op.token_endpoint,
-            data={
-                "grant_type": "refresh_token",
-                "refresh_token": after["refresh_token"],
-                "client_id": POST_CLIENT.client_id,
-                "client_secret": POST_CLIENT.client_secret,
-            },
-        )
-        assert again.status_code == 200, again.text
+        async with httpx.AsyncClient(trust_env=False) as http:
+            info = await http.get(
+                op.userinfo_endpoint, headers={"authorization": f"Bearer {new_access}"}
+            )
+            assert info.status_code == 200 and info.json()["sub"] == "alice"
+            # The stored refresh token is the live one: the provider revokes the
+            # grant when a consumed one is used, so this also says that no
+            # refresh ran twice. Used here, it is consumed behind our back...
+            stolen = await http.post(
+                op.token_endpoint,
+                data={
+                    "grant_type": "refresh_token",
+                    "refresh_token": after["refresh_token"],
+                    "client_id": POST_CLIENT.client_id,
+                    "client_secret": POST_CLIENT.client_secret,
+                },
+            )
+            assert stolen.status_code == 200, stolen.text
+
+        # ...so the next refresh is refused, and that ends the session everywhere.
+        await asyncio.sleep(max(0.0, after["access_expires_at"] - time.time()) + 0.05)
+        refused = await ua.get(f"{APP_B}/", headers=JSON)
+        assert refused.status_code == 401, refused.text
+        assert (await ua.get(f"{APP_A}/", headers=JSON)).status_code == 401
+        assert await session_record(redis_url, sid) is None

@@ -1,4 +1,4 @@
-"""Several instances of one app: two uvicorn processes (``app_under_test``,
+"""Several instances of one app: two uvicorn processes (``served_app``,
 configured from the environment) sharing one redis-server, in front of
 oidc-provider. Everything goes over real sockets."""
 
@@ -32,6 +32,10 @@ from tests.support.oidc_provider import OidcProviderProcess, callback_params, dr
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
+COMMAND = (
+    "-m uvicorn tests.interop.served_app:app --host 127.0.0.1"
+    " --lifespan on --log-level warning --no-access-log"
+)
 
 
 def _environment(settings: Mapping[str, Any]) -> dict[str, str]:
@@ -49,7 +53,7 @@ def _environment(settings: Mapping[str, Any]) -> dict[str, str]:
 
 
 class AppProcess:
-    """``python -m uvicorn tests.interop.app_under_test:app`` on one origin's port."""
+    """``python -m uvicorn tests.interop.served_app:app`` on one origin's port."""
 
     def __init__(self, origin: str, env: Mapping[str, str], log_path: Path) -> None:
         port = urlsplit(origin).port
@@ -63,11 +67,7 @@ class AppProcess:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "uvicorn", "tests.interop.app_under_test:app",
-                    "--host", "127.0.0.1", "--port", str(self.port),
-                    "--lifespan", "on", "--log-level", "warning", "--no-access-log",
-                ],  # fmt: skip
+                [sys.executable, *COMMAND.split(), "--port", str(self.port)],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

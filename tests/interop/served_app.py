@@ -3,7 +3,7 @@ processes: the echo app behind our middleware, configured entirely from
 ``OIDC_*`` environment variables (``OIDCConfig.from_env``), as a deployment
 would be.
 
-    OIDC_ISSUER=… OIDC_CLIENT_ID=… python -m uvicorn tests.interop.app_under_test:app
+    OIDC_ISSUER=… OIDC_CLIENT_ID=… python -m uvicorn tests.interop.served_app:app
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The examples under their real servers, and ``scripts/demo``."""
