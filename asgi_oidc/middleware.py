@@ -180,7 +180,8 @@ class OIDCMiddleware:
             old_sid = self.sessions.sid_from_cookie(old) if old else None
             return await self.flow.callback(scope["query_string"], cookies, old_sid)
         if raw_path == self._logout_path:
-            session = await self._session(_cookies(scope))
+            # Signing out needs no fresh tokens, nor a provider that is up.
+            session = await self._session(_cookies(scope), refresh=False)
             return await self.flow.logout(session.record if session else None, html_wanted)
         if raw_path == self._backchannel_path:
             return await self.backchannel.handle(scope, receive)

@@ -148,7 +148,12 @@ class Refresher:
             raise SessionEnded("refreshed id token refused") from None
         except OIDCError:
             raise  # provider down: the session stays, the request gets 503
-        updated = await self._sessions.replace(record, **changes)
+        # The provider call took a while: a logout or revocation meanwhile
+        # must not be undone by writing the record back.
+        current = await self._sessions.fetch(sid)
+        if current is None:
+            raise SessionEnded("session ended during refresh")
+        updated = await self._sessions.replace(current, **changes)
         return self._sessions.build(updated)
 
     async def _changes(self, record: SessionRecord, token: dict[str, Any]) -> dict[str, Any]:
