@@ -226,6 +226,10 @@ class OIDCConfig:
             set_(self, name, _positive(name, getattr(self, name)))
         for name in ("leeway", "session_cache_ttl", "refresh_margin", "jwks_refetch_cooldown"):
             set_(self, name, _positive(name, getattr(self, name), allow_zero=True))
+        if self.refresh_lock_ttl <= self.http_timeout:
+            # A lease shorter than a slow provider lets a second instance
+            # refresh too, which a rotating refresh token punishes.
+            raise ConfigError("refresh_lock_ttl", "must be longer than http_timeout")
         if (
             isinstance(self.session_cache_size, bool)
             or not isinstance(self.session_cache_size, int)

@@ -37,6 +37,7 @@ __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "TokenValidator"]
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 _REQUIRED = ("iss", "sub", "aud", "exp", "iat")
 _SYMMETRIC_PREFIX = "HS"
+_ID_TOKEN_ONLY = frozenset({"nonce", "at_hash", "c_hash"})
 
 JwksUri = Callable[[], Awaitable[str]]
 
@@ -69,6 +70,10 @@ class TokenValidator:
     async def validate_access_token(self, token: str) -> dict[str, Any]:
         """Validate a JWT access token presented as ``Authorization: Bearer``."""
         claims = await self._decode(token, require=_REQUIRED)
+        if _ID_TOKEN_ONLY & claims.keys():
+            # An ID token says who logged in to the client; it is not a grant
+            # to call an API (RFC 9068 2.1), even when its aud is the client.
+            raise MalformedToken("an ID token is not an access token")
         audiences = _audiences(claims)
         if not any(a in audiences for a in self._api_audiences):
             raise InvalidAudience("the token is not for this API")

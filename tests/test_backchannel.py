@@ -191,6 +191,17 @@ async def test_logout_token_without_exp_is_accepted(deployment: Deployment) -> N
     assert await ended_everywhere(browser) == (401, 401)
 
 
+async def test_form_content_type_with_parameters_is_accepted(deployment: Deployment) -> None:
+    browser = await deployment.browser("alice")
+    token = logout_token(deployment.provider, sub="alice")
+    response = await deployment.post_body(
+        urlencode({"logout_token": token}),
+        {"content-type": "Application/X-WWW-Form-Urlencoded; charset=UTF-8"},
+    )
+    assert response.status_code == 200
+    assert await ended_everywhere(browser) == (401, 401)
+
+
 async def test_logout_token_for_no_current_session_is_accepted(deployment: Deployment) -> None:
     response = await deployment.post(logout_token(deployment.provider, sub="nobody"))
     assert response.status_code == 200

@@ -258,3 +258,11 @@ async def test_bearer_token_not_yet_valid_is_401(
     token = dev_provider.access_token("alice", audience=CLIENT_ID, iat=later, nbf=later)
     response = await call(app, token)
     assert refused(response)
+
+
+async def test_id_token_presented_as_a_bearer_token_is_401(
+    instance: Factory, dev_provider: DevProvider
+) -> None:
+    # Its aud is the client, the default API audience: only its kind tells.
+    id_token = dev_provider.id_token("alice", audience=CLIENT_ID, nonce="n-123")
+    assert refused(await call(instance(), id_token))

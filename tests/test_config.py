@@ -221,3 +221,9 @@ def test_from_env_with_prefix() -> None:
 def test_compares_by_value() -> None:
     assert make() == make()
     assert make() != make(client_id="other")
+
+
+def test_refresh_lease_must_outlive_a_slow_provider() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make(http_timeout=30, refresh_lock_ttl=10)
+    assert caught.value.field == "refresh_lock_ttl"

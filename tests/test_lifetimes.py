@@ -1,8 +1,9 @@
 """Session lifetimes (issue 5): ``session_idle_ttl`` slides with each request,
 ``session_ttl`` is absolute; both are store TTLs and checked on read.
 
-Lifetimes here are fractions of a second so that no test sleeps long; each
-sleep is at least a third of the lifetime it crosses, or stays as far under.
+Lifetimes here are fractions of a second so that no test sleeps long: a
+sleep meant to outlast a lifetime exceeds it by half, and requests meant to
+keep a session alive come at a sixth of its idle timeout.
 """
 
 from __future__ import annotations
