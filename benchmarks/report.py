@@ -29,6 +29,7 @@ class Results:
     server: dict[str, WrkResult] = field(default_factory=dict)
     server_rounds: dict[str, list[WrkResult]] = field(default_factory=dict)
     wrk_seconds: int = 0
+    quiet_wait: str = ""
     callback: dict[str, CallbackCost] = field(default_factory=dict)
     id_token: dict[str, Timing] = field(default_factory=dict)
     rules_bare: Timing | None = None
@@ -190,8 +191,8 @@ def markdown(results: Results) -> str:
         )
         add("")
         add(
-            "| stack | CPU µs/request | × bare | added (µs) | wall µs (median) "
-            "| wall µs (best) | × bare (best) |"
+            "| stack | CPU µs/request | x bare | added (µs) | wall µs (median) "
+            "| wall µs (best) | x bare (best) |"
         )
         add("|---|---:|---:|---:|---:|---:|---:|")
         for key, timing in results.inprocess.items():
@@ -217,17 +218,20 @@ def markdown(results: Results) -> str:
             f"with 1 s of wrk, then measured in {rounds} interleaved rounds; the row shows "
             "the round with the most requests/s. Server CPU: the uvicorn process's CPU time "
             "(`/proc/<pid>/stat`) over the run divided by the requests served, median over "
-            "the rounds. Every answer was a 200."
+            "the rounds. Others: CPU that other processes on the machine used during the "
+            "run (busy time in `/proc/stat` minus uvicorn, wrk, redis-server and this "
+            "process), in cores. Every answer was a 200. Before the rounds, waiting for the "
+            f"machine to be quiet: {results.quiet_wait or 'not done'}."
         )
         add("")
         add(
-            "| stack | req/s | × bare | p50 (ms) | × bare | p99 (ms) | × bare "
-            "| server CPU µs/request | × bare | every round: req/s (load avg before) |"
+            "| stack | req/s | x bare | p50 (ms) | x bare | p99 (ms) | x bare "
+            "| server CPU µs/request | x bare | every round: req/s (others) |"
         )
         add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         for key, result in results.server.items():
             runs = ", ".join(
-                f"{r.requests_per_s:,.0f} ({r.load})" for r in results.server_rounds[key]
+                f"{r.requests_per_s:,.0f} ({r.other_cores:.2f})" for r in results.server_rounds[key]
             )
             cpu = server_cpu(results, key)
             add(
@@ -248,15 +252,15 @@ def markdown(results: Results) -> str:
             "called in-process; the token endpoint is the development provider in-process "
             "behind `httpx.ASGITransport`, wrapped to add up the time spent inside it "
             "(signing the ID and access tokens, mostly), which is subtracted. Medians over "
-            "the logins; the steps below were timed alone. × bare: in bare-app requests (a)."
+            "the logins; the steps below were timed alone. x bare: in bare-app requests (a)."
         )
         add("")
-        add("| | " + " | ".join(f"{k} (µs) | × bare" for k in results.callback) + " |")
+        add("| | " + " | ".join(f"{k} (µs) | x bare" for k in results.callback) + " |")
         add("|---|" + "---:|---:|" * len(results.callback))
         rows: list[tuple[str, str]] = [
             ("whole callback, as timed", "total_us"),
             ("of which inside the provider", "provider_us"),
-            ("**middleware side** (whole − provider)", "middleware_us"),
+            ("**middleware side** (whole - provider)", "middleware_us"),
             ("step: state take (store GETDEL + JSON)", "state_take_us"),
             ("step: token request, client side (Authlib + httpx)", "token_client_us"),
             ("step: ID-token validation", "id_token_us"),
@@ -265,8 +269,8 @@ def markdown(results: Results) -> str:
         for title, attribute in rows:
             cells = []
             for cost in results.callback.values():
-                value = float(getattr(cost, attribute))
-                cells.append(f"{_us(value)} | {_ratio(value, base)}")
+                amount = float(getattr(cost, attribute))
+                cells.append(f"{_us(amount)} | {_ratio(amount, base)}")
             add(f"| {title} | " + " | ".join(cells) + " |")
         add("")
 
@@ -275,10 +279,10 @@ def markdown(results: Results) -> str:
         add("")
         add(
             "RS256 (2048-bit) ID token from the development provider; keys already cached. "
-            "× bare: in bare-app requests (a)."
+            "x bare: in bare-app requests (a)."
         )
         add("")
-        add("| | CPU µs | × bare request | wall µs (best) |")
+        add("| | CPU µs | x bare request | wall µs (best) |")
         add("|---|---:|---:|---:|")
         for name, timing in results.id_token.items():
             add(
@@ -296,7 +300,7 @@ def markdown(results: Results) -> str:
             "every selector kind; the request hits `/api/*`), interleaved with the bare app."
         )
         add("")
-        add("| rules | CPU µs/request | × bare | × 1 rule | wall µs (best) | × bare |")
+        add("| rules | CPU µs/request | x bare | x 1 rule | wall µs (best) | x bare |")
         add("|---:|---:|---:|---:|---:|---:|")
         first = results.rules[min(results.rules)]
         for count, timing in results.rules.items():
@@ -318,20 +322,20 @@ def markdown(results: Results) -> str:
         add("")
         keys = [k for k in ("oidc-redis", "oidc-redis-nocache") if k in results.labels]
         header = " | ".join(
-            f"{results.labels[k]}: CPU µs | × bare | wall µs (best) | × bare" for k in keys
+            f"{results.labels[k]}: CPU µs | x bare | wall µs (best) | x bare" for k in keys
         )
         add(f"| keys in Redis | bare: CPU µs | wall µs (best) | {header} |")
         add("|---:|---:|---:|" + "---:|---:|---:|---:|" * len(keys))
         for count, by_key in results.sessions.items():
             bare_s = by_key["bare"]
-            cells = " | ".join(
+            row = " | ".join(
                 f"{_us(by_key[k].us)} | {_ratio(by_key[k].us, bare_s.us)} "
                 f"| {_us(by_key[k].wall_best_us)} "
                 f"| {_ratio(by_key[k].wall_best_us, bare_s.wall_best_us)}"
                 for k in keys
                 if k in by_key
             )
-            add(f"| {count:,} | {_us(bare_s.us)} | {_us(bare_s.wall_best_us)} | {cells} |")
+            add(f"| {count:,} | {_us(bare_s.us)} | {_us(bare_s.wall_best_us)} | {row} |")
         add("")
 
     if results.micro:
@@ -345,7 +349,7 @@ def markdown(results: Results) -> str:
             "(every request with `session_cache_ttl=0`)."
         )
         add("")
-        add("| step | CPU ns | × bare request | wall ns (best) | runs |")
+        add("| step | CPU ns | x bare request | wall ns (best) | runs |")
         add("|---|---:|---:|---:|---|")
         for name, timing, when in results.micro:
             add(

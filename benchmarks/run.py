@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -148,7 +149,25 @@ async def _inprocess(results: report.Results, redis_url: str | None, quick: bool
             await stack.aclose()
 
 
-def _served(results: report.Results, redis_url: str | None, quick: bool, pin: bool) -> None:
+def _wait_for_quiet(ours: tuple[int, ...], *, limit: float = 30.0) -> str:
+    """Wait (at most ``limit`` seconds) until other processes use less than a
+    fifth of a core over one second; say how it went."""
+    start = time.monotonic()
+    used = server.other_load(1.0, ours)
+    while used > 0.2 and time.monotonic() - start < limit:
+        used = server.other_load(1.0, ours)
+    waited = time.monotonic() - start
+    state = "quiet" if used <= 0.2 else "still busy"
+    return f"{state} after {waited:.0f} s (other processes: {used:.2f} cores)"
+
+
+def _served(
+    results: report.Results,
+    redis_url: str | None,
+    redis_pid: tuple[int, ...],
+    quick: bool,
+    pin: bool,
+) -> None:
     """(b): every stack on its own uvicorn process, all started first; then
     rounds of one wrk run per stack, interleaved."""
     seconds = 2 if quick else 5
@@ -180,16 +199,18 @@ def _served(results: report.Results, redis_url: str | None, quick: bool, pin: bo
                 )
             for app in served:
                 app.measure(1)  # warm-up
+            results.quiet_wait = _wait_for_quiet(redis_pid)
             for _round in range(rounds):
                 for app in served:
                     load = _load()
-                    result = app.measure(seconds)
+                    result = app.measure(seconds, also_ours=redis_pid)
                     result.load = load
                     results.server_rounds[app.stack.key].append(result)
                     print(
                         f"bench:   {app.stack.key:20} {result.requests_per_s:10,.0f} req/s  "
                         f"p50 {result.p50_ms:.3f} ms  p99 {result.p99_ms:.3f} ms  "
-                        f"server CPU {result.server_cpu_us:.1f} µs/request  load {load}",
+                        f"server CPU {result.server_cpu_us:.1f} µs/request  "
+                        f"others {result.other_cores:.2f} cores",
                         flush=True,
                     )
         finally:
@@ -204,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a shorter pass, for trying out")
     parser.add_argument("--no-server", action="store_true", help="skip (b), uvicorn and wrk")
+    parser.add_argument("--server-only", action="store_true", help="only (b), uvicorn and wrk")
     parser.add_argument("--no-redis", action="store_true", help="skip everything needing Redis")
     parser.add_argument(
         "--output", type=Path, default=HERE, help="where RESULTS.md and results.png go"
@@ -211,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
 
+    # ``timeout`` (scripts/bench) sends SIGTERM: unwind, so that every server
+    # this run started is stopped by the finally blocks on the way out.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("asgi_oidc").setLevel(logging.ERROR)
     started = time.monotonic()
@@ -238,12 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         results.notes.append("redis-server is missing: the RedisStore figures were not measured.")
     try:
         redis_url = redis_server.url if redis_server else None
-        loop = uvloop.new_event_loop()
-        try:
-            loop.run_until_complete(_inprocess(results, redis_url, args.quick))
-        finally:
-            loop.close()
-        if redis_server is not None:
+        if not args.server_only:
+            loop = uvloop.new_event_loop()
+            try:
+                loop.run_until_complete(_inprocess(results, redis_url, args.quick))
+            finally:
+                loop.close()
+        if redis_server is not None and not args.server_only:
             # (b) starts from an empty Redis, not the million keys of (e).
             redis_server.close()
             redis_server = RedisServer(core=1 if pin else None)
@@ -252,7 +278,13 @@ def main(argv: list[str] | None = None) -> int:
             if shutil.which("wrk") is None:
                 results.notes.append("wrk is missing: (b) was not measured.")
             else:
-                _served(results, redis_url, args.quick, pin)
+                _served(
+                    results,
+                    redis_url,
+                    (redis_server.pid,) if redis_server else (),
+                    args.quick,
+                    pin,
+                )
     finally:
         if redis_server is not None:
             redis_server.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -36,9 +37,20 @@ from .support import (
     taskset,
 )
 
-__all__ = ["SERVER_STACK", "Served", "ServedStack", "WrkResult", "parse_wrk", "run_wrk", "served_stacks"]
+__all__ = [
+    "SERVER_STACK",
+    "Served",
+    "ServedStack",
+    "WrkResult",
+    "machine_busy_seconds",
+    "other_load",
+    "parse_wrk",
+    "run_wrk",
+    "served_stacks",
+]
 
-ROOT = Path(__file__).resolve().parent.parent
+#: Where uvicorn runs, so that ``benchmarks`` (and the ``asgi_oidc`` next to it) import.
+ROOT = Path(__file__).absolute().parent.parent
 
 #: Said next to every figure measured this way.
 SERVER_STACK = "uvicorn --loop uvloop --http httptools, 1 worker"
@@ -59,6 +71,8 @@ class WrkResult:
     server_cpu_us: float = 0.0
     #: The load average (1 and 5 minutes) just before the run.
     load: str = ""
+    #: Cores' worth of CPU that other processes on the machine used during the run.
+    other_cores: float = 0.0
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -183,6 +197,22 @@ def served_stacks(provider: DevProvider, redis_url: str | None) -> list[ServedSt
     return stacks
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (``/proc/stat``)."""
+    with open("/proc/stat") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def other_load(seconds: float = 1.0, ours: Sequence[int] = ()) -> float:
+    """Cores' worth of CPU that processes other than ``ours`` used over ``seconds``."""
+    before = machine_busy_seconds() - sum(_cpu_seconds(pid) for pid in ours)
+    time.sleep(seconds)
+    after = machine_busy_seconds() - sum(_cpu_seconds(pid) for pid in ours)
+    return (after - before) / seconds
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used (``/proc/<pid>/stat``)."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -256,11 +286,29 @@ class Served:
             self.stop()
             raise
 
-    def measure(self, seconds: int) -> WrkResult:
-        """One wrk run; also the server's CPU time per request over it."""
+    def measure(self, seconds: int, *, also_ours: Sequence[int] = ()) -> WrkResult:
+        """One wrk run; also the server's CPU time per request over it, and how
+        much CPU everything else on the machine took meanwhile (``also_ours``:
+        pids to count as part of the benchmark, like redis-server)."""
+        pids = (self.process.pid, *also_ours)
         before = _cpu_seconds(self.process.pid)
+        ours_before = sum(_cpu_seconds(pid) for pid in pids)
+        busy_before = machine_busy_seconds()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self_before = resource.getrusage(resource.RUSAGE_SELF)
+        start = time.monotonic()
         result = run_wrk(self.base + BENCH_PATH, self.headers, seconds=seconds, core=self.load_core)
+        elapsed = time.monotonic() - start
         used = _cpu_seconds(self.process.pid) - before
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        wrk_and_self = (
+            children.ru_utime - children_before.ru_utime + children.ru_stime
+            - children_before.ru_stime + own.ru_utime - self_before.ru_utime
+            + own.ru_stime - self_before.ru_stime
+        )  # fmt: skip
+        ours = sum(_cpu_seconds(pid) for pid in pids) - ours_before + wrk_and_self
+        result.other_cores = max(0.0, (machine_busy_seconds() - busy_before - ours) / elapsed)
         if result.non_2xx or result.socket_errors:
             raise RuntimeError(
                 f"{self.stack.key}: {result.non_2xx} non-2xx answers, "

@@ -154,7 +154,7 @@ def request_scope(
     headers: Sequence[tuple[bytes, bytes]] = (),
     method: str = "GET",
     host: str = "testserver",
-) -> Scope:
+) -> dict[str, Any]:
     """An ASGI http scope as uvicorn builds it."""
     return {
         "type": "http",
@@ -350,6 +350,11 @@ class RedisServer:
             time.sleep(0.01)
         self.close()
         raise RuntimeError(f"redis-server did not start: {log_path.read_text(errors='replace')}")
+
+    @property
+    def pid(self) -> int:
+        """The server's process id."""
+        return self._process.pid
 
     @staticmethod
     def version() -> str:

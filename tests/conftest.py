@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.support.redis_fixtures",
     "tests.support.idp_fixtures",
+    "tests.support.app_fixtures",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -24,32 +24,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from asgi_oidc import OIDCMiddleware
 from asgi_oidc.testing import REMOVE, DevProvider
-from tests.support.apps import echo_app
-from tests.support.flow import JSON, app_client, login, settings_for
+from tests.support.app_fixtures import Factory
+from tests.support.flow import JSON, app_client, login
 from tests.support.idp_fixtures import CLIENT_ID
 
 COOKIE = "__Host-asgi_oidc"
 PATH = "/oauth2/backchannel-logout"
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
-Factory = Callable[..., OIDCMiddleware]
 
 
 @pytest.fixture
-async def instance(dev_provider: DevProvider, redis_url: str) -> AsyncIterator[Factory]:
-    """Builds app instances that share the test redis-server."""
-    made: list[OIDCMiddleware] = []
+def instance(instance: Factory) -> Factory:
+    """Instances whose cache outlives the test: only invalidation can end a session."""
 
     def factory(**overrides: Any) -> OIDCMiddleware:
-        settings = settings_for(dev_provider, redis_url=redis_url, **overrides)
-        settings.setdefault("session_cache_ttl", 60)
-        app = OIDCMiddleware(echo_app, **settings)
-        made.append(app)
-        return app
+        overrides.setdefault("session_cache_ttl", 60)
+        return instance(**overrides)
 
-    yield factory
-    for app in made:
-        await app.aclose()
+    return factory
 
 
 @dataclass

@@ -7,7 +7,6 @@ cookie, and never a redirect.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -18,30 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from asgi_oidc import OIDCMiddleware
 from asgi_oidc.testing import REMOVE, DevProvider
-from tests.support.apps import echo_app
-from tests.support.flow import HTML, JSON, app_client, settings_for
+from tests.support.app_fixtures import Factory
+from tests.support.flow import HTML, JSON, app_client
 from tests.support.idp_fixtures import CLIENT_ID
 
-Factory = Callable[..., OIDCMiddleware]
-
 RULES = {"rules": [{"path": "/admin/*", "require": [{"group": "admins"}]}]}
-
-
-@pytest.fixture
-async def instance(dev_provider: DevProvider, redis_url: str) -> AsyncIterator[Factory]:
-    """Builds app instances on the test redis-server."""
-    made: list[OIDCMiddleware] = []
-
-    def factory(**overrides: Any) -> OIDCMiddleware:
-        app = OIDCMiddleware(
-            echo_app, **settings_for(dev_provider, redis_url=redis_url, **overrides)
-        )
-        made.append(app)
-        return app
-
-    yield factory
-    for app in made:
-        await app.aclose()
 
 
 def bearer(token: str, accept: dict[str, str] = JSON) -> dict[str, str]:

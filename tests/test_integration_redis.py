@@ -5,12 +5,8 @@ on another, a logout on one is seen by all, and Redis going away fails closed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 
-import pytest
-
-from asgi_oidc import OIDCMiddleware
-from asgi_oidc.testing import DevProvider
+from tests.support.app_fixtures import Factory
 from tests.support.apps import echo_app
 from tests.support.flow import (
     HTML,
@@ -20,29 +16,10 @@ from tests.support.flow import (
     begin_login,
     finish_login,
     login,
-    settings_for,
 )
 from tests.support.redis_server import RedisServer
 
 COOKIE = "__Host-asgi_oidc"
-Factory = Callable[..., OIDCMiddleware]
-
-
-@pytest.fixture
-async def instance(dev_provider: DevProvider, redis_url: str) -> AsyncIterator[Factory]:
-    """Builds app instances that share the test redis-server."""
-    made: list[OIDCMiddleware] = []
-
-    def factory(**overrides: object) -> OIDCMiddleware:
-        app = OIDCMiddleware(
-            echo_app, **settings_for(dev_provider, redis_url=redis_url, **overrides)
-        )
-        made.append(app)
-        return app
-
-    yield factory
-    for app in made:
-        await app.aclose()
 
 
 async def test_login_begun_on_one_instance_finishes_on_another(instance: Factory) -> None:

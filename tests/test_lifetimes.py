@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -21,28 +20,10 @@ import redis.asyncio as redis
 from asgi_oidc import OIDCMiddleware
 from asgi_oidc.sessions import SessionRecord
 from asgi_oidc.testing import DevProvider
-from tests.support.apps import echo_app
-from tests.support.flow import HTML, JSON, app_client, login, settings_for
+from tests.support.app_fixtures import Factory
+from tests.support.flow import HTML, JSON, app_client, login
 
 COOKIE = "__Host-asgi_oidc"
-Factory = Callable[..., OIDCMiddleware]
-
-
-@pytest.fixture
-async def instance(dev_provider: DevProvider, redis_url: str) -> AsyncIterator[Factory]:
-    """Builds app instances that share the test redis-server."""
-    made: list[OIDCMiddleware] = []
-
-    def factory(**overrides: Any) -> OIDCMiddleware:
-        app = OIDCMiddleware(
-            echo_app, **settings_for(dev_provider, redis_url=redis_url, **overrides)
-        )
-        made.append(app)
-        return app
-
-    yield factory
-    for app in made:
-        await app.aclose()
 
 
 @pytest.fixture
