@@ -1,8 +1,8 @@
 """Run every benchmark once and write ``benchmarks/RESULTS.md`` and
 ``benchmarks/results.png``: ``python -m benchmarks.run`` (``scripts/bench``).
 
-Bounded: about three minutes on two cores; ``--quick`` is a shorter pass for
-trying things out.
+Bounded: about two minutes on two cores (``scripts/bench`` stops it at 290 s);
+``--quick`` is a shorter pass for trying things out.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from starlette.middleware.sessions import SessionMiddleware
 
-from asgi_oidc.testing import DevClient, DevProvider, DevUser
+from asgi_oidc.testing import DevClient, DevProvider, DevUser, free_port
 
 from .apps import BENCH_PATH, ASGIApp, Message, Scope
 
@@ -36,6 +35,8 @@ __all__ = [
     "USER",
     "AsgiResult",
     "RedisServer",
+    "authorize_in_process",
+    "begin_login_in_process",
     "call",
     "cookie_pair",
     "login_in_process",
@@ -293,13 +294,6 @@ def taskset(core: int | None) -> list[str]:
     return ["taskset", "-c", str(core)]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
@@ -317,7 +311,7 @@ class RedisServer:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server is missing: apt-get install -y redis-server")
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.directory = Path(tempfile.mkdtemp(prefix="asgi-oidc-bench-redis-"))
         log_path = self.directory / "redis.log"
@@ -380,10 +374,3 @@ class RedisServer:
                 self._process.kill()
                 self._process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def environment(base: dict[str, str] | None = None, **values: str) -> dict[str, str]:
-    """``os.environ`` plus ``values``."""
-    env = dict(os.environ if base is None else base)
-    env.update(values)
-    return env
