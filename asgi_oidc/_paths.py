@@ -239,6 +239,10 @@ class PathPatterns:
             return False
         return self._table.lookup(normalized) is not None
 
+    def matches_normalized(self, path: str) -> bool:
+        """:meth:`matches` for a :func:`normalize_path` result (no second normalization)."""
+        return self._table.lookup(path) is not None
+
     def __len__(self) -> int:
         return len(self._patterns)
 

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 
-__all__ = ["CookieSigner", "parse_cookies", "set_cookie"]
+__all__ = ["CookieSigner", "cookie_value", "parse_cookies", "set_cookie"]
 
 
 def parse_cookies(header: bytes | str) -> dict[str, str]:
@@ -28,6 +28,19 @@ def parse_cookies(header: bytes | str) -> dict[str, str]:
         if name and name not in cookies:
             cookies[name] = value.strip().strip('"')
     return cookies
+
+
+def cookie_value(header: bytes | str, name: str) -> str | None:
+    """``parse_cookies(header).get(name)``, without building the whole dict."""
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    if name not in header:
+        return None
+    for chunk in header.split(";"):
+        key, sep, value = chunk.partition("=")
+        if sep and key.strip() == name:
+            return value.strip().strip('"')
+    return None
 
 
 def set_cookie(

@@ -20,7 +20,7 @@ from asgiref.typing import (
 from .backchannel import BackchannelLogout
 from .client import ProviderClient
 from .config import OIDCConfig
-from .cookies import parse_cookies
+from .cookies import cookie_value, parse_cookies
 from .errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -35,7 +35,7 @@ from .flow import Flow, FlowError, query_params
 from .principal import ANONYMOUS, AuthCredentials, Principal, principal_from_claims
 from .refresh import Refresher
 from .responses import Response, error_response, wants_html, websocket_close_code
-from .rules import PathPatterns, RuleSet, email_domain_allowed, normalize_path
+from .rules import PathPatterns, Policy, RuleSet, email_domain_allowed, normalize_path
 from .sessions import Session, SessionManager
 from .stores.base import Store
 
@@ -44,6 +44,15 @@ __all__ = ["OIDCMiddleware"]
 logger = logging.getLogger("asgi_oidc")
 
 _NAVIGATION_METHODS = frozenset({"GET", "HEAD"})
+
+#: Entries in each per-process memo (paths, Cookie headers); a full memo is cleared.
+_MEMO_SIZE = 4096
+#: Longer paths and Cookie headers are not memoized (their work is just redone).
+_MEMO_PATH_MAX = 512
+_MEMO_COOKIE_MAX = 2048
+
+#: What the memo of paths holds: the normalized path, its policy, whether it is public.
+Route = tuple[str, "Policy | None", bool]
 
 # The loose signature every framework's typing accepts (Starlette's, httpx's).
 Scope = MutableMapping[str, Any]
@@ -93,6 +102,22 @@ class OIDCMiddleware:
         self._login_path = config.login_path
         self._backchannel_path = config.backchannel_logout_path
         self._post_logout_path = self.flow.post_logout_path
+        self._own_paths = frozenset(
+            path
+            for path in (
+                self._callback_path,
+                self._logout_path,
+                self._login_path,
+                self._backchannel_path,
+                self._post_logout_path,
+            )
+            if path
+        )
+        # Pure functions of a request's text and of settings fixed here, so
+        # memoized for the paths and Cookie headers seen most (bounded):
+        # raw path -> Route, and Cookie header -> the session cookie's value.
+        self._routes: dict[str, Route] = {}
+        self._session_cookies: dict[bytes, str] = {}
         self._context = {"middleware": self}
         self._started = False
 
@@ -121,6 +146,16 @@ class OIDCMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""
         kind = scope["type"]
+        if kind == "http":
+            # Most requests in one frame: a session the in-process cache holds,
+            # on a path seen before, that its rule allows.
+            session = self._cached_session(scope)
+            if session is not None:
+                scope["user"] = session.principal
+                scope["auth"] = session.auth
+                scope["asgi_oidc"] = self._context
+                await self.app(scope, receive, send)  # type: ignore[arg-type]
+                return
         asgi_receive = cast(ASGIReceiveCallable, receive)
         asgi_send = cast(ASGISendCallable, send)
         if kind == "http":
@@ -148,28 +183,52 @@ class OIDCMiddleware:
             self._started = True
             await self.sessions.start()
 
+    def _cached_session(self, scope: Scope) -> Session | None:
+        """The session of a request that needs nothing but in-process lookups:
+        a known path, a session cookie the cache holds (no bearer token, no
+        refresh due) and a rule that allows it. ``None``: take the full path."""
+        route = self._routes.get(scope["path"])
+        if route is None:
+            return None
+        cookie_header = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                if cookie_header is None:
+                    cookie_header = value
+            elif name == b"authorization":
+                return None
+        if cookie_header is None:
+            return None
+        cookie = self._session_cookies.get(cookie_header)
+        if not cookie:
+            return None
+        session = self.sessions.cached(cookie)
+        if session is None or self.refresher.due(session.record):
+            return None
+        _path, policy, public = route
+        if policy is not None and not public and not policy.allows(session.principal):
+            return None
+        return session
+
     async def _http(
         self, scope: HTTPScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        html_wanted = wants_html(scope)
         try:
-            response = await self._guard_http(scope, receive, html_wanted)
+            response = await self._guard_http(scope, receive)
         except FlowError as exc:
-            response = error_response(exc.error, html_wanted=html_wanted, cookies=exc.cookies)
+            response = error_response(exc.error, html_wanted=wants_html(scope), cookies=exc.cookies)
         except OIDCError as exc:
-            response = error_response(exc, html_wanted=html_wanted)
+            response = error_response(exc, html_wanted=wants_html(scope))
         except Exception:
             # A bug of ours must still fail closed, with no detail to the client.
             logger.exception("asgi_oidc: unexpected error while guarding a request")
-            response = error_response(OIDCError("unexpected error"), html_wanted=html_wanted)
+            response = error_response(OIDCError("unexpected error"), html_wanted=wants_html(scope))
         if response is None:
             await self.app(scope, receive, send)
         else:
             await response.send(send)
 
-    async def _guard_http(
-        self, scope: HTTPScope, receive: ASGIReceiveCallable, html_wanted: bool
-    ) -> Response | None:
+    async def _guard_http(self, scope: HTTPScope, receive: ASGIReceiveCallable) -> Response | None:
         """A response of the middleware's own, or ``None`` to call the app."""
         if not self._started:
             await self._start()
@@ -182,26 +241,24 @@ class OIDCMiddleware:
         if raw_path == self._logout_path:
             # Signing out needs no fresh tokens, nor a provider that is up.
             session = await self._session(_cookies(scope), refresh=False)
-            return await self.flow.logout(session.record if session else None, html_wanted)
+            return await self.flow.logout(session.record if session else None, wants_html(scope))
         if raw_path == self._backchannel_path:
             return await self.backchannel.handle(scope, receive)
         if raw_path == self._login_path:
             return await self.flow.start_login(_query_value(scope, "rd"))
         if raw_path == self._post_logout_path:
             await self.flow.check_post_logout(scope["query_string"])
-        path = normalize_path(raw_path)
-        if path is None:
-            raise InvalidPath("unacceptable path")
+        route = self._routes.get(raw_path) or self._route(raw_path)
         principal, auth = await self._authenticate(scope)
         if principal is None:
-            if not self._public.matches(path):
-                if _is_navigation(scope, html_wanted):
+            if not route[2]:
+                if _is_navigation(scope, wants_html(scope)):
                     return await self.flow.start_login(_return_path(scope))
                 raise AuthenticationRequired("no session")
             scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
             scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
         else:
-            self._authorize(principal, path)
+            self._authorize(principal, route)
             scope["user"] = principal  # type: ignore[typeddict-unknown-key]
             scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
         scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
@@ -231,31 +288,64 @@ class OIDCMiddleware:
     async def _guard_websocket(self, scope: WebSocketScope) -> None:
         if not self._started:
             await self._start()
-        path = normalize_path(scope["path"])
-        if path is None:
-            raise InvalidPath("unacceptable path")
+        raw_path = scope["path"]
+        route = self._routes.get(raw_path) or self._route(raw_path)
         principal, auth = await self._authenticate(scope)
         if principal is None:
-            if not self._public.matches(path):
+            if not route[2]:
                 raise AuthenticationRequired("no session")
             scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
             scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
         else:
-            self._authorize(principal, path)
+            self._authorize(principal, route)
             scope["user"] = principal  # type: ignore[typeddict-unknown-key]
             scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
         scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
 
     # -- authentication and authorization ------------------------------------
 
+    def _route(self, raw_path: str) -> Route:
+        """Normalize a path, find its policy and whether it is public; remember it."""
+        path = normalize_path(raw_path)
+        if path is None:
+            raise InvalidPath("unacceptable path")
+        policy = self.rules.policy_for_normalized(path) if self.rules is not None else None
+        route: Route = (path, policy, self._public.matches_normalized(path))
+        # The middleware's own paths are never answered from the memo.
+        if len(raw_path) <= _MEMO_PATH_MAX and raw_path not in self._own_paths:
+            if len(self._routes) >= _MEMO_SIZE:
+                self._routes.clear()
+            self._routes[raw_path] = route
+        return route
+
+    def _session_cookie(self, header: bytes) -> str:
+        """The session cookie's value in a Cookie header ("" when absent); remembered."""
+        value = self._session_cookies.get(header)
+        if value is None:
+            value = cookie_value(header, self._cookie_name) or ""
+            if len(header) <= _MEMO_COOKIE_MAX:
+                if len(self._session_cookies) >= _MEMO_SIZE:
+                    self._session_cookies.clear()
+                self._session_cookies[header] = value
+        return value
+
     async def _authenticate(
         self, scope: HTTPScope | WebSocketScope
     ) -> tuple[Principal | None, AuthCredentials]:
-        bearer = _bearer_token(scope) if self.config.bearer else None
+        cookie_header: bytes | None = None
+        authorization: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                if cookie_header is None:
+                    cookie_header = value
+            elif name == b"authorization" and authorization is None:
+                authorization = value
+        bearer = _bearer_value(authorization) if authorization and self.config.bearer else None
         if bearer is not None:
             principal = await self._bearer_principal(bearer)
             return principal, AuthCredentials(principal.groups)
-        session = await self._session(_cookies(scope))
+        cookie = self._session_cookie(cookie_header) if cookie_header is not None else ""
+        session = await self._session_for(cookie) if cookie else None
         if session is None:
             return None, AuthCredentials()
         return session.principal, session.auth
@@ -264,6 +354,9 @@ class OIDCMiddleware:
         value = cookies.get(self._cookie_name)
         if not value:
             return None
+        return await self._session_for(value, refresh=refresh)
+
+    async def _session_for(self, value: str, *, refresh: bool = True) -> Session | None:
         session = await self.sessions.load(value)
         if refresh and session is not None and self.refresher.due(session.record):
             try:
@@ -290,11 +383,9 @@ class OIDCMiddleware:
             raise AccessDenied("email domain not allowed", rule_path="email_domains")
         return principal
 
-    def _authorize(self, principal: Principal, path: str) -> None:
-        if self.rules is None:
-            return
-        policy = self.rules.policy_for(path)
-        if policy is not None and not self._public.matches(path) and not policy.allows(principal):
+    def _authorize(self, principal: Principal, route: Route) -> None:
+        _path, policy, public = route
+        if policy is not None and not public and not policy.allows(principal):
             logger.info("asgi_oidc: denied sub=%s by rule %s", principal.sub[:64], policy.path)
             raise AccessDenied("denied by rule", rule_path=policy.path)
 
@@ -318,13 +409,10 @@ def _cookies(scope: HTTPScope | WebSocketScope) -> dict[str, str]:
     return {}
 
 
-def _bearer_token(scope: HTTPScope | WebSocketScope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            return None
+def _bearer_value(value: bytes) -> str | None:
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
     return None
 
 

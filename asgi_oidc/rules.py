@@ -463,6 +463,10 @@ class RuleSet:
             raise ValueError("normalize_path refuses this path; answer 400")
         return self._table.lookup(normalized)
 
+    def policy_for_normalized(self, path: str) -> Policy | None:
+        """:meth:`policy_for` for a :func:`normalize_path` result (no second normalization)."""
+        return self._table.lookup(path)
+
     def __len__(self) -> int:
         return len(self._policies)
 

@@ -215,6 +215,14 @@ class SessionManager:
         )
         return Session(record, principal, AuthCredentials(principal.groups))
 
+    def cached(self, cookie: str) -> Session | None:
+        """The session the in-process cache holds for a cookie value, while
+        fresh; ``None`` otherwise (then :meth:`load`). Never touches the store."""
+        entry = self._cache.get(cookie)
+        if entry is not None and self._monotonic() < entry[1]:
+            return entry[0]
+        return None
+
     async def load(self, cookie: str) -> Session | None:
         """The live session a cookie names, or ``None``.
 

@@ -397,3 +397,31 @@ async def test_a_bug_of_ours_fails_closed_without_detail(dev_provider: DevProvid
     assert response.status_code == 500
     assert "secret-detail" not in response.text
     assert called == []
+
+
+async def test_cached_fast_path_still_judges_each_principal(dev_provider: DevProvider) -> None:
+    rules = {"rules": [{"path": "/admin/*", "require": [{"group": "admins"}]}]}
+    app = make(dev_provider, rules=rules)
+    async with app_client(app) as alice, app_client(app) as bob:
+        await login(alice, "alice")
+        await login(bob, "bob")
+        # Warm the path memo and the session cache, then ask again.
+        for _ in range(3):
+            assert (await alice.get("/admin/x", headers=JSON)).status_code == 200
+            assert (await bob.get("/admin/x", headers=JSON)).status_code == 403
+        await alice.get("/oauth2/logout", headers=JSON)
+        assert (await alice.get("/admin/x", headers=JSON)).status_code == 401
+    await app.aclose()
+
+
+async def test_bearer_token_wins_over_a_cached_session(dev_provider: DevProvider) -> None:
+    app = make(dev_provider)
+    async with app_client(app) as client:
+        await login(client, "alice")
+        assert (await client.get("/", headers=JSON)).json()["sub"] == "alice"
+        token = dev_provider.access_token("bob", audience=CLIENT_ID)
+        response = await client.get("/", headers={**JSON, "authorization": f"Bearer {token}"})
+        forged = await client.get("/", headers={**JSON, "authorization": "Bearer x.y.z"})
+    await app.aclose()
+    assert response.json()["sub"] == "bob"
+    assert forged.status_code == 401
