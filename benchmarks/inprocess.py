@@ -634,13 +634,25 @@ async def micro_benchmarks(stack: Stack, *, seconds: float = 0.15) -> list[tuple
 
     http_scope = cast(HTTPScope, scope)
     steps: list[tuple[str, Callable[[], object], str]] = [
-        ("scan headers for Accept (wants_html)", lambda: wants_html(http_scope), "every"),
+        (
+            "scan headers for Accept (wants_html)",
+            lambda: wants_html(http_scope),
+            "errors, redirects",
+        ),
         ("scan headers for Authorization (bearer)", scan_headers, "every"),
-        ("parse the Cookie header (parse_cookies)", lambda: parse_cookies(header), "every"),
-        ("normalize_path", lambda: normalize_path(BENCH_PATH), "every (x3 with rules)"),
+        (
+            "parse the Cookie header (parse_cookies)",
+            lambda: parse_cookies(header),
+            "new Cookie header",
+        ),
+        ("normalize_path", lambda: normalize_path(BENCH_PATH), "new path"),
         ("refresh due? (Refresher.due)", lambda: refresher.due(record), "every"),
-        ("rule lookup (RuleSet.policy_for)", lambda: rules.policy_for(BENCH_PATH), "every"),
-        ("public_paths check (PathPatterns.matches)", lambda: public.matches(BENCH_PATH), "every"),
+        ("rule lookup (RuleSet.policy_for)", lambda: rules.policy_for(BENCH_PATH), "new path"),
+        (
+            "public_paths check (PathPatterns.matches)",
+            lambda: public.matches(BENCH_PATH),
+            "new path",
+        ),
         ("rule evaluation (Policy.allows)", lambda: policy.allows(principal), "every"),
         ("signature check (CookieSigner.unsign)", lambda: signer.unsign(value), "cache miss"),
         ("record parse (SessionRecord.from_bytes)", lambda: parse_record(raw_record), "cache miss"),
