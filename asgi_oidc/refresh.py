@@ -154,6 +154,8 @@ class Refresher:
         if current is None:
             raise SessionEnded("session ended during refresh")
         updated = await self._sessions.replace(current, **changes)
+        if updated is None:  # ended between that read and the write
+            raise SessionEnded("session ended during refresh")
         return self._sessions.build(updated)
 
     async def _changes(self, record: SessionRecord, token: dict[str, Any]) -> dict[str, Any]:

@@ -195,12 +195,16 @@ class SessionManager:
         if ttl > 0:
             await self._store.put(self._session_key(record.sid), record.to_bytes(), ttl)
 
-    async def replace(self, record: SessionRecord, **changes: Any) -> SessionRecord:
-        """Store a changed record (after a refresh) and tell every instance."""
+    async def replace(self, record: SessionRecord, **changes: Any) -> SessionRecord | None:
+        """Store a changed record (after a refresh) and tell every instance;
+        ``None`` when the session ended meanwhile (it is never written back)."""
         updated = replace(record, **changes)
-        await self._write(updated)
+        ttl = min(self._idle, updated.expires_at - self._clock())
+        stored = ttl > 0 and await self._store.put_if_present(
+            self._session_key(updated.sid), updated.to_bytes(), ttl
+        )
         await self._invalidate(record.sid)
-        return updated
+        return updated if stored else None
 
     def build(self, record: SessionRecord) -> Session:
         """The principal and credentials for a record."""

@@ -44,7 +44,9 @@ async def expire_access_token(app: OIDCMiddleware, client: httpx.AsyncClient) ->
     """Make the session's access token count as expired (on every instance)."""
     record = await stored(app, client)
     assert record is not None and record.refresh_token
-    return await app.sessions.replace(record, access_expires_at=time.time() - 1)
+    updated = await app.sessions.replace(record, access_expires_at=time.time() - 1)
+    assert updated is not None
+    return updated
 
 
 def is_login_redirect(response: httpx.Response, provider: DevProvider) -> bool:
@@ -367,3 +369,17 @@ async def test_session_ended_while_its_refresh_is_in_flight_stays_ended(
     assert during.status_code == 401
     assert after.status_code == 401
     assert gone is None
+
+
+async def test_a_changed_record_is_never_written_back_after_the_session_ended(
+    instance: Factory,
+) -> None:
+    app = instance()
+    async with app_client(app) as client:
+        await login(client, "alice")
+        record = await stored(app, client)
+        assert record is not None
+        await app.revoke(session_id=record.sid)
+        # What a refresh finishing just after the revocation would write:
+        assert await app.sessions.replace(record, access_token="late") is None
+        assert await app.sessions.fetch(record.sid) is None

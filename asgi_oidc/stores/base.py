@@ -35,6 +35,9 @@ class Store(Protocol):
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         """Set ``key`` to ``value`` for ``ttl`` seconds (> 0)."""
 
+    async def put_if_present(self, key: str, value: bytes, ttl: float) -> bool:
+        """Set ``key`` only if it exists (Redis ``SET XX``); ``True`` when set."""
+
     async def put_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         """Set ``key`` only if it does not exist; ``True`` when it was set."""
 

@@ -158,6 +158,14 @@ class MemoryStore:
         """Set ``key`` to ``value`` for ``ttl`` seconds (> 0)."""
         self._write(key, bytes(value), ttl)
 
+    async def put_if_present(self, key: str, value: bytes, ttl: float) -> bool:
+        """Set ``key`` only if it exists; ``True`` when it was set."""
+        _check_ttl(ttl)
+        if self._live(key) is None:
+            return False
+        self._write(key, bytes(value), ttl)
+        return True
+
     async def put_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         """Set ``key`` only if it does not exist; ``True`` when it was set."""
         _check_ttl(ttl)

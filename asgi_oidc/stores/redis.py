@@ -214,6 +214,12 @@ class RedisStore:
         with self._unavailable("SET"):
             await self._client.set(key, value, px=px)
 
+    async def put_if_present(self, key: str, value: bytes, ttl: float) -> bool:
+        """Set ``key`` only if it exists (``SET … XX PX``)."""
+        px = _milliseconds(ttl)
+        with self._unavailable("SET XX"):
+            return bool(await self._client.set(key, value, px=px, xx=True))
+
     async def put_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         """Set ``key`` only if it does not exist (``SET … NX PX``)."""
         px = _milliseconds(ttl)

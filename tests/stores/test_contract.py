@@ -61,6 +61,8 @@ async def test_ttl_must_be_positive_and_finite(store: Store, ttl: float) -> None
     with pytest.raises(ValueError, match="ttl"):
         await store.put_if_absent("k", b"v", ttl)
     with pytest.raises(ValueError, match="ttl"):
+        await store.put_if_present("k", b"v", ttl)
+    with pytest.raises(ValueError, match="ttl"):
         await store.set_add("k", "m", ttl)
     with pytest.raises(ValueError, match="ttl"):
         await store.expire("k", ttl)
@@ -99,6 +101,21 @@ async def test_put_if_absent(store: Store) -> None:
     assert await store.put_if_absent("k", b"first", 10) is True
     assert await store.put_if_absent("k", b"second", 10) is False
     assert await store.get("k") == b"first"
+
+
+async def test_put_if_present(store: Store) -> None:
+    assert await store.put_if_present("k", b"first", 10) is False
+    assert await store.get("k") is None
+    await store.put("k", b"first", 10)
+    assert await store.put_if_present("k", b"second", 10) is True
+    assert await store.get("k") == b"second"
+
+
+async def test_put_if_present_after_delete_writes_nothing(store: Store) -> None:
+    await store.put("k", b"first", 10)
+    await store.delete("k")
+    assert await store.put_if_present("k", b"second", 10) is False
+    assert await store.get("k") is None
 
 
 async def test_put_if_absent_after_expiry(store: Store) -> None:
