@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -11,7 +12,7 @@ from asgiref.typing import ASGIReceiveCallable, HTTPScope
 
 from .client import ProviderClient
 from .config import OIDCConfig
-from .errors import LogoutTokenError, LogoutTokenReplayed
+from .errors import LogoutTokenError, LogoutTokenReplayed, OIDCError
 from .responses import Response, json_response
 from .sessions import SessionManager
 from .stores.base import Store
@@ -93,8 +94,15 @@ class BackchannelLogout:
         if not await self._store.put_if_absent(jti_key, b"1", max(remember, 1.0)):
             raise LogoutTokenReplayed("jti seen before")
         sid, sub = claims.get("sid"), claims.get("sub")
-        if isinstance(sid, str) and sid:
-            ended = await self._sessions.end_provider_session(issuer, sid)
-        else:
-            ended = await self._sessions.end_subject(issuer, str(sub))
+        try:
+            if isinstance(sid, str) and sid:
+                ended = await self._sessions.end_provider_session(issuer, sid)
+            else:
+                ended = await self._sessions.end_subject(issuer, str(sub))
+        except BaseException:
+            # The provider retries a failed delivery with the same token:
+            # it must not then be refused as a replay.
+            with contextlib.suppress(OIDCError):
+                await self._store.delete(jti_key)
+            raise
         logger.info("asgi_oidc: back-channel logout ended %d session(s)", ended)

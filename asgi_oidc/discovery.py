@@ -177,6 +177,9 @@ class KeySet:
             except (ProviderUnavailable, KeySetError):
                 if self._keys:
                     logger.warning("asgi_oidc: key set refetch failed; keeping the last good set")
+                    # Count the old set as fresh for one cooldown, so requests
+                    # don't each wait on a provider that is down.
+                    self._fetched_at = self._clock() - self._cache_ttl + self._cooldown
                     return
                 raise
             self._keys = [k for k in keys if isinstance(k, dict) and k.get("use", "sig") == "sig"]

@@ -34,7 +34,7 @@ from .errors import (
     StateUnknown,
     TokenEndpointError,
 )
-from .principal import claim_at
+from .principal import claim_at, principal_from_claims
 from .redirects import safe_return_path
 from .responses import Header, Response, html_page, json_response, redirect
 from .rules import email_domain_allowed
@@ -203,8 +203,13 @@ class Flow:
         claims = await self._provider.validator.validate_id_token(id_token, nonce=state["nonce"])
         claims = await self._with_userinfo(claims, token["access_token"])
         if self._config.email_domains:
-            email = claim_at(claims, self._config.email_claim)
-            if not email_domain_allowed(email, self._config.email_domains):
+            principal = principal_from_claims(
+                claims,
+                email_claim=self._config.email_claim,
+                groups_claim=self._config.groups_claim,
+                custom_claims=(),
+            )
+            if not email_domain_allowed(principal, self._config.email_domains):
                 raise AccessDenied("email domain not allowed", rule_path="email_domains")
         if old_session:
             # A fresh id at every login: a planted session id is never promoted.

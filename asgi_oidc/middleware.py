@@ -378,7 +378,7 @@ class OIDCMiddleware:
             access_token=token if self.config.pass_access_token else None,
         )
         if self.config.email_domains and not email_domain_allowed(
-            principal.email, self.config.email_domains
+            principal, self.config.email_domains
         ):
             raise AccessDenied("email domain not allowed", rule_path="email_domains")
         return principal

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = ["safe_return_path"]
 
@@ -19,6 +19,9 @@ def safe_return_path(target: str | None) -> str:
     """
     if not target or len(target) > _MAX_LENGTH or not target.startswith("/"):
         return "/"
+    if not target.isascii():
+        # A Location header is Latin-1 at most; browsers send such paths encoded.
+        target = quote(target, safe="/?&=%:@!$'()*+,;~-._#")
     candidate = target
     for _ in range(4):
         if not _plain_path(candidate):

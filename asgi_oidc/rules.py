@@ -676,22 +676,18 @@ def load_rules(value: Any) -> RuleSet:
     )
 
 
-def email_domain_allowed(principal: Principal | str | None, domains: Collection[str]) -> bool:
+def email_domain_allowed(principal: Principal, domains: Collection[str]) -> bool:
     """The ``email_domains`` setting (oauth2-proxy's ``--email-domain``).
 
     True when ``domains`` is empty (no restriction) or holds ``*``, or when
     the email is at one of the domains (exact, ignoring case and a leading
-    ``@``; subdomains must be listed). Pass the :class:`Principal` rather
-    than its email so that an address the provider marks
-    ``email_verified: false`` is refused too; a bare address (or ``None``) is
-    accepted for callers that have only that.
+    ``@``; subdomains must be listed). It takes the :class:`Principal`, not a
+    bare address, so that an address the provider marks
+    ``email_verified: false`` is always refused.
     """
     if not domains or "*" in domains:
         return True
-    if isinstance(principal, Principal):
-        address = _verified_email(principal)
-    else:
-        address = principal.lower() if isinstance(principal, str) else None
+    address = _verified_email(principal)
     domain = _domain_of(address) if address else None
     if domain is None:
         return False

@@ -118,6 +118,10 @@ class SessionManager:
         self._cache: OrderedDict[str, tuple[Session, float]] = OrderedDict()
         self._channel = f"{self._prefix}invalidate"
         self._subscribed = False
+        # Only once the invalidation channel is confirmed may anything be cached.
+        self._listening = False
+        # Bumped by every invalidation: a load that raced one caches nothing.
+        self._generation = 0
 
     # -- keys -------------------------------------------------------------
 
@@ -148,8 +152,10 @@ class SessionManager:
             return
         self._subscribed = True
         await self._store.subscribe(self._channel, self._on_invalidate)
+        self._listening = True
 
     def _on_invalidate(self, message: str) -> None:
+        self._generation += 1
         if message == "*" or message == INTERRUPTED:
             # "" is how a store says its channel was interrupted: anything
             # may have been missed, so nothing cached can be trusted.
@@ -243,6 +249,7 @@ class SessionManager:
         sid = self._signer.unsign(cookie)
         if sid is None:
             return None
+        generation = self._generation
         now = self._clock()
         raw = await self._store.get_and_expire(self._session_key(sid), self._idle)
         if raw is None:
@@ -254,7 +261,12 @@ class SessionManager:
             # The idle slide must never outlive the absolute lifetime.
             await self._store.expire(self._session_key(sid), record.expires_at - now)
         session = self.build(record)
-        if self._cache_ttl > 0 and self._cache_size > 0:
+        if (
+            self._listening
+            and generation == self._generation
+            and self._cache_ttl > 0
+            and self._cache_size > 0
+        ):
             # A hit does not slide the idle timeout in the store: entries live
             # at most half of it, so active sessions still reach the store.
             lifetime = min(self._cache_ttl, self._idle / 2, record.expires_at - now)
@@ -313,5 +325,6 @@ class SessionManager:
         return ended
 
     async def _invalidate(self, sid: str) -> None:
+        self._generation += 1
         self._cache.pop(self.cookie_value(sid), None)
         await self._store.publish(self._channel, sid)

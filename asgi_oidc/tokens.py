@@ -37,7 +37,9 @@ __all__ = ["BACKCHANNEL_LOGOUT_EVENT", "TokenValidator"]
 BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 _REQUIRED = ("iss", "sub", "aud", "exp", "iat")
 _SYMMETRIC_PREFIX = "HS"
-_ID_TOKEN_ONLY = frozenset({"nonce", "at_hash", "c_hash"})
+_ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+# Claims only ID tokens or logout tokens carry.
+_NOT_ACCESS_TOKEN = frozenset({"nonce", "at_hash", "c_hash", "events"})
 
 JwksUri = Callable[[], Awaitable[str]]
 
@@ -68,15 +70,22 @@ class TokenValidator:
         return claims
 
     async def validate_access_token(self, token: str) -> dict[str, Any]:
-        """Validate a JWT access token presented as ``Authorization: Bearer``."""
+        """Validate a JWT access token presented as ``Authorization: Bearer``.
+
+        A token typed ``at+jwt`` (RFC 9068) is accepted for any configured
+        audience. An untyped one only for a configured ``audience`` other than
+        the client id: an ID token's audience is the client, so without that
+        an ID token (or a logout token) would pass as an API credential.
+        """
         claims = await self._decode(token, require=_REQUIRED)
-        if _ID_TOKEN_ONLY & claims.keys():
-            # An ID token says who logged in to the client; it is not a grant
-            # to call an API (RFC 9068 2.1), even when its aud is the client.
-            raise MalformedToken("an ID token is not an access token")
         audiences = _audiences(claims)
         if not any(a in audiences for a in self._api_audiences):
             raise InvalidAudience("the token is not for this API")
+        typ = jwt.get_unverified_header(token).get("typ")
+        typed = isinstance(typ, str) and typ.lower() in _ACCESS_TOKEN_TYPES
+        api_only = any(a in audiences and a != self._client_id for a in self._api_audiences)
+        if not typed and (_NOT_ACCESS_TOKEN & claims.keys() or not api_only):
+            raise MalformedToken("not an access token")
         return claims
 
     async def validate_logout_token(self, token: str) -> dict[str, Any]:

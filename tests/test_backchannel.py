@@ -364,3 +364,33 @@ async def test_missing_or_malformed_logout_token_is_rejected(
 async def test_oversized_body_is_rejected(deployment: Deployment) -> None:
     body = urlencode({"logout_token": "x" * 70_000})
     assert_rejected(await deployment.post_body(body))
+
+
+async def test_a_delivery_that_failed_midway_can_be_retried(dev_provider: DevProvider) -> None:
+    from asgi_oidc import MemoryStore
+    from asgi_oidc.errors import StoreUnavailable
+    from tests.support.apps import echo_app
+    from tests.support.flow import settings_for
+
+    class FlakyStore(MemoryStore):
+        failures = 1
+
+        async def set_members(self, key: str) -> set[str]:
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable("injected")
+            return await super().set_members(key)
+
+    app = OIDCMiddleware(echo_app, **settings_for(dev_provider, store=FlakyStore()))
+    token = logout_token(dev_provider, sub="alice")
+    async with app_client(app) as browser, app_client(app) as provider:
+        await login(browser, "alice")
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        body = urlencode({"logout_token": token})
+        first = await provider.post("/oauth2/backchannel-logout", content=body, headers=form)
+        retry = await provider.post("/oauth2/backchannel-logout", content=body, headers=form)
+        after = await browser.get("/", headers=JSON)
+    await app.aclose()
+    assert first.status_code == 503
+    assert retry.status_code == 200
+    assert after.status_code == 401

@@ -246,3 +246,29 @@ async def test_id_token_presented_as_a_bearer_token_is_401(
     # Its aud is the client, the default API audience: only its kind tells.
     id_token = dev_provider.id_token("alice", audience=CLIENT_ID, nonce="n-123")
     assert refused(await call(instance(), id_token))
+
+
+async def test_logout_token_presented_as_a_bearer_token_is_401(
+    instance: Factory, dev_provider: DevProvider
+) -> None:
+    token = dev_provider.logout_token(audience=CLIENT_ID, sub="alice")
+    assert refused(await call(instance(), token))
+
+
+async def test_refreshed_id_token_without_nonce_is_not_a_bearer_token(
+    instance: Factory, dev_provider: DevProvider
+) -> None:
+    id_token = dev_provider.id_token("alice", audience=CLIENT_ID)
+    assert refused(await call(instance(), id_token))
+
+
+async def test_untyped_token_for_a_configured_api_audience_is_accepted(
+    instance: Factory, dev_provider: DevProvider
+) -> None:
+    claims = access_claims(dev_provider, "alice")
+    claims["aud"] = "https://api.corp.test"
+    token = dev_provider.sign(claims, headers={"typ": "JWT"})
+    app = instance(audience="https://api.corp.test")
+    response = await call(app, token)
+    assert response.status_code == 200
+    assert response.json()["sub"] == "alice"

@@ -425,3 +425,23 @@ async def test_bearer_token_wins_over_a_cached_session(dev_provider: DevProvider
     await app.aclose()
     assert response.json()["sub"] == "bob"
     assert forged.status_code == 401
+
+
+async def test_email_domains_refuse_an_unverified_address(dev_provider: DevProvider) -> None:
+    dev_provider.id_token_overrides = {"email_verified": False}
+    app = make(dev_provider, email_domains=["corp.com"])
+    async with app_client(app) as client:
+        callback = await authorize(await begin_login(client), "alice")
+        refused = await finish_login(client, callback)
+        after = await client.get("/", headers=JSON)
+    await app.aclose()
+    assert refused.status_code == 403
+    assert after.status_code == 401
+
+
+async def test_a_non_ascii_return_path_survives_login(middleware: OIDCMiddleware) -> None:
+    async with app_client(middleware) as client:
+        start = await client.get("/oauth2/login?rd=/%E2%82%AC/report", headers=HTML)
+        done = await finish_login(client, await authorize(start.headers["location"], "alice"))
+    assert done.status_code == 302
+    assert done.headers["location"] == "https://testserver/%E2%82%AC/report"

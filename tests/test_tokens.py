@@ -314,3 +314,33 @@ def test_private_key_never_in_jwks(provider: DevProvider) -> None:
         assert "d" not in key
     pem = provider._rsa_public_pem()
     serialization.load_pem_public_key(pem)
+
+
+async def test_a_provider_down_is_not_asked_again_on_every_token(provider: DevProvider) -> None:
+    asked: list[str] = []
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/jwks":
+            asked.append(scope["path"])
+        await provider(scope, receive, send)
+
+    config = OIDCConfig(
+        issuer=ISSUER,
+        client_id=CLIENT,
+        client_secret=SECRET,
+        redirect_uri="https://app.test/cb",
+        cookie_secret="x" * 32,
+        jwks_cache_ttl=0.01,
+        jwks_refetch_cooldown=60,
+    )
+    client = ProviderClient(config, transport=httpx.ASGITransport(app=counting))
+    try:
+        await client.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
+        provider.down = True
+        time.sleep(0.02)
+        for _ in range(5):
+            result = await client.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
+            assert result["sub"] == "alice"
+        assert len(asked) == 2  # the first fetch, and one failed refetch
+    finally:
+        await client.aclose()
