@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 _served(
                     results,
                     redis_url,
-                    (redis_server.pid,) if redis_server else (),
+                    (redis_server.pid,) if redis_server and redis_server.pid else (),
                     args.quick,
                     pin,
                 )

@@ -8,19 +8,15 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 from starlette.middleware.sessions import SessionMiddleware
 
-from asgi_oidc.testing import DevClient, DevProvider, DevUser, free_port
+from asgi_oidc.testing import DevClient, DevProvider, DevUser
+from asgi_oidc.testing.redis_server import RedisServer as _RedisServer
 
 from .apps import BENCH_PATH, ASGIApp, Message, Scope
 
@@ -294,83 +290,10 @@ def taskset(core: int | None) -> list[str]:
     return ["taskset", "-c", str(core)]
 
 
-def _answers_ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """A throwaway ``redis-server`` on a free loopback port: nothing saved, its
-    output in a log file in its own temporary directory."""
+class RedisServer(_RedisServer):
+    """asgi_oidc.testing's throwaway redis-server, started at once, optionally
+    pinned to a core."""
 
     def __init__(self, *, core: int | None = None) -> None:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("redis-server is missing: apt-get install -y redis-server")
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.directory = Path(tempfile.mkdtemp(prefix="asgi-oidc-bench-redis-"))
-        log_path = self.directory / "redis.log"
-        with log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [
-                    *taskset(core),
-                    executable,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--dir",
-                    str(self.directory),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self._process.poll() is None:
-            if _answers_ping(self.port):
-                return
-            time.sleep(0.01)
-        self.close()
-        raise RuntimeError(f"redis-server did not start: {log_path.read_text(errors='replace')}")
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self._process.pid
-
-    @staticmethod
-    def version() -> str:
-        """``redis-server --version``'s ``v=…``."""
-        executable = shutil.which("redis-server")
-        if executable is None:
-            return "missing"
-        out = subprocess.run(
-            [executable, "--version"], capture_output=True, text=True, timeout=10, check=False
-        ).stdout
-        for word in out.split():
-            if word.startswith("v="):
-                return word[2:]
-        return out.strip()
-
-    def close(self) -> None:
-        """Stop the server and delete its directory."""
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        super().__init__(command_prefix=taskset(core))
+        self.start(timeout=10)

@@ -14,6 +14,7 @@ For the demo, for this package's tests, and for your own::
 """
 
 from .provider import REMOVE, DevClient, DevProvider, DevUser
+from .redis_server import RedisServer, RedisServerMissing
 from .server import free_port, serve_dev_provider, serve_in_thread
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "DevClient",
     "DevProvider",
     "DevUser",
+    "RedisServer",
+    "RedisServerMissing",
     "free_port",
     "serve_dev_provider",
     "serve_in_thread",
