@@ -27,12 +27,17 @@ from .errors import (
     CallbackError,
     ConfigError,
     InvalidPath,
-    MalformedToken,
     OIDCError,
     SessionEnded,
 )
 from .flow import Flow, FlowError, query_params
-from .principal import ANONYMOUS, AuthCredentials, Principal, principal_from_claims
+from .principal import (
+    ANONYMOUS,
+    AnonymousUser,
+    AuthCredentials,
+    Principal,
+    principal_from_claims,
+)
 from .refresh import Refresher
 from .responses import Response, error_response, wants_html, websocket_close_code
 from .rules import PathPatterns, Policy, RuleSet, email_domain_allowed, normalize_path
@@ -190,14 +195,8 @@ class OIDCMiddleware:
         route = self._routes.get(scope["path"])
         if route is None:
             return None
-        cookie_header = None
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                if cookie_header is None:
-                    cookie_header = value
-            elif name == b"authorization":
-                return None
-        if cookie_header is None:
+        cookie_header, authorization = _credentials(scope)
+        if cookie_header is None or authorization is not None:
             return None
         cookie = self._session_cookies.get(cookie_header)
         if not cookie:
@@ -240,7 +239,8 @@ class OIDCMiddleware:
             return await self.flow.callback(scope["query_string"], cookies, old_sid)
         if raw_path == self._logout_path:
             # Signing out needs no fresh tokens, nor a provider that is up.
-            session = await self._session(_cookies(scope), refresh=False)
+            value = _cookies(scope).get(self._cookie_name)
+            session = await self._session_for(value, refresh=False) if value else None
             return await self.flow.logout(session.record if session else None, wants_html(scope))
         if raw_path == self._backchannel_path:
             return await self.backchannel.handle(scope, receive)
@@ -248,21 +248,11 @@ class OIDCMiddleware:
             return await self.flow.start_login(_query_value(scope, "rd"))
         if raw_path == self._post_logout_path:
             await self.flow.check_post_logout(scope["query_string"])
-        route = self._routes.get(raw_path) or self._route(raw_path)
-        principal, auth = await self._authenticate(scope)
-        if principal is None:
-            if not route[2]:
-                if _is_navigation(scope, wants_html(scope)):
-                    return await self.flow.start_login(_return_path(scope))
-                raise AuthenticationRequired("no session")
-            scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
-            scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
-        else:
-            self._authorize(principal, route)
-            scope["user"] = principal  # type: ignore[typeddict-unknown-key]
-            scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
-        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
-        return None
+        if await self._admit(scope):
+            return None
+        if _is_navigation(scope, wants_html(scope)):
+            return await self.flow.start_login(_return_path(scope))
+        raise AuthenticationRequired("no session")
 
     async def _websocket(
         self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -288,29 +278,39 @@ class OIDCMiddleware:
     async def _guard_websocket(self, scope: WebSocketScope) -> None:
         if not self._started:
             await self._start()
-        raw_path = scope["path"]
-        route = self._routes.get(raw_path) or self._route(raw_path)
-        principal, auth = await self._authenticate(scope)
-        if principal is None:
-            if not route[2]:
-                raise AuthenticationRequired("no session")
-            scope["user"] = ANONYMOUS  # type: ignore[typeddict-unknown-key]
-            scope["auth"] = AuthCredentials()  # type: ignore[typeddict-unknown-key]
-        else:
-            self._authorize(principal, route)
-            scope["user"] = principal  # type: ignore[typeddict-unknown-key]
-            scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
-        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
+        if not await self._admit(scope):
+            raise AuthenticationRequired("no session")
 
     # -- authentication and authorization ------------------------------------
 
+    async def _admit(self, scope: HTTPScope | WebSocketScope) -> bool:
+        """Put the user (or the anonymous one, on a public path) into scope;
+        ``False`` when a login is needed. Raises when a rule denies the user."""
+        route = self._route(scope["path"])
+        principal, auth = await self._authenticate(scope)
+        user: Principal | AnonymousUser
+        if principal is None:
+            if not route[2]:
+                return False
+            user = ANONYMOUS
+        else:
+            self._authorize(principal, route)
+            user = principal
+        scope["user"] = user  # type: ignore[typeddict-unknown-key]
+        scope["auth"] = auth  # type: ignore[typeddict-unknown-key]
+        scope["asgi_oidc"] = self._context  # type: ignore[typeddict-unknown-key]
+        return True
+
     def _route(self, raw_path: str) -> Route:
         """Normalize a path, find its policy and whether it is public; remember it."""
+        route = self._routes.get(raw_path)
+        if route is not None:
+            return route
         path = normalize_path(raw_path)
         if path is None:
             raise InvalidPath("unacceptable path")
         policy = self.rules.policy_for_normalized(path) if self.rules is not None else None
-        route: Route = (path, policy, self._public.matches_normalized(path))
+        route = (path, policy, self._public.matches_normalized(path))
         # The middleware's own paths are never answered from the memo.
         if len(raw_path) <= _MEMO_PATH_MAX and raw_path not in self._own_paths:
             if len(self._routes) >= _MEMO_SIZE:
@@ -332,14 +332,7 @@ class OIDCMiddleware:
     async def _authenticate(
         self, scope: HTTPScope | WebSocketScope
     ) -> tuple[Principal | None, AuthCredentials]:
-        cookie_header: bytes | None = None
-        authorization: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"cookie":
-                if cookie_header is None:
-                    cookie_header = value
-            elif name == b"authorization" and authorization is None:
-                authorization = value
+        cookie_header, authorization = _credentials(scope)
         bearer = _bearer_value(authorization) if authorization and self.config.bearer else None
         if bearer is not None:
             principal = await self._bearer_principal(bearer)
@@ -349,12 +342,6 @@ class OIDCMiddleware:
         if session is None:
             return None, AuthCredentials()
         return session.principal, session.auth
-
-    async def _session(self, cookies: dict[str, str], *, refresh: bool = True) -> Session | None:
-        value = cookies.get(self._cookie_name)
-        if not value:
-            return None
-        return await self._session_for(value, refresh=refresh)
 
     async def _session_for(self, value: str, *, refresh: bool = True) -> Session | None:
         session = await self.sessions.load(value)
@@ -367,8 +354,6 @@ class OIDCMiddleware:
         return session
 
     async def _bearer_principal(self, token: str) -> Principal:
-        if token.count(".") != 2:
-            raise MalformedToken("bearer token is not a JWT")
         claims = await self.provider.validator.validate_access_token(token)
         principal = principal_from_claims(
             claims,
@@ -400,6 +385,19 @@ def _build_store(config: OIDCConfig) -> Store:
     from .stores.memory import MemoryStore
 
     return MemoryStore()
+
+
+def _credentials(scope: Scope | HTTPScope | WebSocketScope) -> tuple[bytes | None, bytes | None]:
+    """The first Cookie and Authorization headers, in one pass."""
+    cookie_header: bytes | None = None
+    authorization: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            if cookie_header is None:
+                cookie_header = value
+        elif name == b"authorization" and authorization is None:
+            authorization = value
+    return cookie_header, authorization
 
 
 def _cookies(scope: HTTPScope | WebSocketScope) -> dict[str, str]:

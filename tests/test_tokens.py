@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -46,20 +47,30 @@ def provider() -> DevProvider:
     )
 
 
-@pytest.fixture
-async def client(provider: DevProvider) -> AsyncIterator[ProviderClient]:
+@asynccontextmanager
+async def provider_client(app: Any, **settings: Any) -> AsyncIterator[ProviderClient]:
+    """A ProviderClient for our test client, talking to ``app`` in-process."""
     config = OIDCConfig(
         issuer=ISSUER,
         client_id=CLIENT,
         client_secret=SECRET,
         redirect_uri="https://app.test/cb",
         cookie_secret="x" * 32,
-        trusted_audiences=["https://api.corp.test"],
-        jwks_refetch_cooldown=0,
+        **settings,
     )
-    provider_client = ProviderClient(config, transport=httpx.ASGITransport(app=provider))
-    yield provider_client
-    await provider_client.aclose()
+    client = ProviderClient(config, transport=httpx.ASGITransport(app=app))
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def client(provider: DevProvider) -> AsyncIterator[ProviderClient]:
+    async with provider_client(
+        provider, trusted_audiences=["https://api.corp.test"], jwks_refetch_cooldown=0
+    ) as client:
+        yield client
 
 
 def claims(**changes: Any) -> dict[str, Any]:
@@ -215,24 +226,13 @@ async def test_hs256_refused_unless_configured(
 
 
 async def test_hs256_accepted_with_client_secret_when_configured(provider: DevProvider) -> None:
-    config = OIDCConfig(
-        issuer=ISSUER,
-        client_id=CLIENT,
-        client_secret=SECRET,
-        redirect_uri="https://app.test/cb",
-        cookie_secret="x" * 32,
-        id_token_algorithms=["HS256"],
-    )
-    hs_client = ProviderClient(config, transport=httpx.ASGITransport(app=provider))
-    try:
+    async with provider_client(provider, id_token_algorithms=["HS256"]) as hs_client:
         good = provider.sign(claims(), alg="HS256", key=SECRET.encode())
         assert (await hs_client.validator.validate_id_token(good, nonce=NONCE))["sub"] == "alice"
         public_pem = provider._rsa_public_pem()
         bad = provider.sign(claims(), alg="HS256", key=public_pem)
         with pytest.raises(InvalidSignature):
             await hs_client.validator.validate_id_token(bad, nonce=NONCE)
-    finally:
-        await hs_client.aclose()
 
 
 async def test_rs256_token_with_the_ec_key_kid(
@@ -261,16 +261,7 @@ async def test_key_rotation_refetches_the_key_set_once(
 
 
 async def test_unknown_kid_refetch_is_rate_limited(provider: DevProvider) -> None:
-    config = OIDCConfig(
-        issuer=ISSUER,
-        client_id=CLIENT,
-        client_secret=SECRET,
-        redirect_uri="https://app.test/cb",
-        cookie_secret="x" * 32,
-        jwks_refetch_cooldown=60,
-    )
-    limited = ProviderClient(config, transport=httpx.ASGITransport(app=provider))
-    try:
+    async with provider_client(provider, jwks_refetch_cooldown=60) as limited:
         await limited.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
         fetches = provider.jwks_fetches
         for _ in range(5):
@@ -279,28 +270,15 @@ async def test_unknown_kid_refetch_is_rate_limited(provider: DevProvider) -> Non
                     provider.sign(claims(), kid="attacker-chosen"), nonce=NONCE
                 )
         assert provider.jwks_fetches <= fetches + 1
-    finally:
-        await limited.aclose()
 
 
 async def test_last_good_key_set_is_kept_while_the_provider_is_down(provider: DevProvider) -> None:
-    config = OIDCConfig(
-        issuer=ISSUER,
-        client_id=CLIENT,
-        client_secret=SECRET,
-        redirect_uri="https://app.test/cb",
-        cookie_secret="x" * 32,
-        jwks_cache_ttl=0.01,
-    )
-    flaky = ProviderClient(config, transport=httpx.ASGITransport(app=provider))
-    try:
+    async with provider_client(provider, jwks_cache_ttl=0.01) as flaky:
         await flaky.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
         provider.down = True
         time.sleep(0.02)
         result = await flaky.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
         assert result["sub"] == "alice"
-    finally:
-        await flaky.aclose()
 
 
 @pytest.mark.parametrize("garbage", ["", "a.b", "a.b.c", "x" * 20000, "..", "e30.e30.e30"])
@@ -324,17 +302,7 @@ async def test_a_provider_down_is_not_asked_again_on_every_token(provider: DevPr
             asked.append(scope["path"])
         await provider(scope, receive, send)
 
-    config = OIDCConfig(
-        issuer=ISSUER,
-        client_id=CLIENT,
-        client_secret=SECRET,
-        redirect_uri="https://app.test/cb",
-        cookie_secret="x" * 32,
-        jwks_cache_ttl=0.01,
-        jwks_refetch_cooldown=60,
-    )
-    client = ProviderClient(config, transport=httpx.ASGITransport(app=counting))
-    try:
+    async with provider_client(counting, jwks_cache_ttl=0.01, jwks_refetch_cooldown=60) as client:
         await client.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
         provider.down = True
         time.sleep(0.02)
@@ -342,5 +310,3 @@ async def test_a_provider_down_is_not_asked_again_on_every_token(provider: DevPr
             result = await client.validator.validate_id_token(provider.sign(claims()), nonce=NONCE)
             assert result["sub"] == "alice"
         assert len(asked) == 2  # the first fetch, and one failed refetch
-    finally:
-        await client.aclose()
